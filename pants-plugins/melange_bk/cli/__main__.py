@@ -1,0 +1,5 @@
+import sys
+
+from melange_bk.cli.main import main
+
+sys.exit(main())
