@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from melange_bk.errors import ConfigError
+from melange_bk.graph import PackageNode, RepoGraph, strip_constraint
+
+
+def node(path: str, name: str, provides=(), build=(), test=(), prio: int = 0) -> PackageNode:
+    return PackageNode(
+        path=path,
+        name=name,
+        provides=(name, *provides),
+        build_needs=tuple(build),
+        test_needs=tuple(test),
+        provider_priority=prio,
+        need_lines=tuple((n, 7) for n in (*build, *test)),
+    )
+
+
+LIBGREET = node("libgreet/melange.yaml", "libgreet", provides=("libgreet-dev", "so:libgreet.so.1"), build=("build-base",))
+GREET = node("greet/melange.yaml", "greet", build=("build-base", "libgreet-dev>=1.0"), test=("libgreet",))
+HELLO = node("hello/melange.yaml", "hello", build=("build-base", "busybox"))
+
+
+def test_strip_constraint() -> None:
+    assert strip_constraint("libgreet-dev>=1.0") == "libgreet-dev"
+    assert strip_constraint("foo=1.2-r0") == "foo"
+    assert strip_constraint("so:libc.so.6") == "so:libc.so.6"
+    assert strip_constraint("!conflict") is None
+    assert strip_constraint("  ") is None
+
+
+def test_inferred_edges_and_waves() -> None:
+    g = RepoGraph.from_nodes([GREET, HELLO, LIBGREET])
+    assert g.dependencies("greet/melange.yaml") == ("libgreet/melange.yaml",)
+    assert g.dependencies("greet/melange.yaml", "test") == ("libgreet/melange.yaml",)
+    assert g.dependencies("hello/melange.yaml") == ()
+    assert g.waves() == (("hello/melange.yaml", "libgreet/melange.yaml"), ("greet/melange.yaml",))
+    assert g.build_order().index("libgreet/melange.yaml") < g.build_order().index("greet/melange.yaml")
+    assert g.dependents("libgreet/melange.yaml") == ("greet/melange.yaml",)
+    assert g.waves(only=["greet/melange.yaml"]) == (("libgreet/melange.yaml",), ("greet/melange.yaml",))
+
+
+def test_virtual_so_name_is_an_edge() -> None:
+    app = node("app.yaml", "app", build=("so:libgreet.so.1",))
+    g = RepoGraph.from_nodes([app, LIBGREET])
+    assert g.dependencies("app.yaml") == ("libgreet/melange.yaml",)
+
+
+def test_package_never_satisfies_its_own_build_dependency() -> None:
+    # go needs go to build (bootstrap from the repository): not a self-edge
+    go = node("go.yaml", "go", build=("go",))
+    assert RepoGraph.from_nodes([go]).dependencies("go.yaml") == ()
+
+
+def test_conflicts_are_not_edges() -> None:
+    a = node("a.yaml", "a", build=("!b",))
+    b = node("b.yaml", "b")
+    assert RepoGraph.from_nodes([a, b]).dependencies("a.yaml") == ()
+
+
+def test_cycle_names_the_packages() -> None:
+    a = node("a/melange.yaml", "a", build=("b",))
+    b = node("b/melange.yaml", "b", build=("a-dev",), provides=())
+    a2 = PackageNode(path=a.path, name="a", provides=("a", "a-dev"), build_needs=("b",))
+    with pytest.raises(ConfigError) as e:
+        RepoGraph.from_nodes([a2, b])
+    msg = str(e.value)
+    assert "build dependency cycle" in msg
+    assert "a -> b -> a" in msg or "b -> a -> b" in msg
+    assert "a/melange.yaml" in msg and "b/melange.yaml" in msg
+
+
+def test_ambiguous_provider_is_an_error_listing_them() -> None:
+    p1 = node("p1.yaml", "p1", provides=("virt",))
+    p2 = node("p2.yaml", "p2", provides=("virt",))
+    user = node("user.yaml", "user", build=("virt",))
+    with pytest.raises(ConfigError) as e:
+        RepoGraph.from_nodes([p1, p2, user])
+    assert str(e.value) == (
+        'user.yaml:7: "virt" is provided by several packages: p1.yaml, p2.yaml; '
+        "set provider-priority in one of them or add an explicit dependency"
+    )
+
+
+def test_ambiguity_settled_by_priority_or_explicit_dependency() -> None:
+    p1 = node("p1.yaml", "p1", provides=("virt",), prio=10)
+    p2 = node("p2.yaml", "p2", provides=("virt",))
+    user = node("user.yaml", "user", build=("virt",))
+    assert RepoGraph.from_nodes([p1, p2, user]).dependencies("user.yaml") == ("p1.yaml",)
+    p1 = node("p1.yaml", "p1", provides=("virt",))
+    g = RepoGraph.from_nodes([p1, p2, user], explicit={"user.yaml": ["p2.yaml"]})
+    assert g.dependencies("user.yaml") == ("p2.yaml",)
+
+
+def test_real_package_name_beats_virtual_provides() -> None:
+    real = node("virt.yaml", "virt")
+    other = node("p.yaml", "p", provides=("virt",))
+    user = node("user.yaml", "user", build=("virt",))
+    assert RepoGraph.from_nodes([real, other, user]).dependencies("user.yaml") == ("virt.yaml",)
+
+
+def test_json_and_dot_are_stable() -> None:
+    g = RepoGraph.from_nodes([GREET, HELLO, LIBGREET])
+    doc = g.to_json()
+    assert doc["waves"] == [["hello/melange.yaml", "libgreet/melange.yaml"], ["greet/melange.yaml"]]
+    assert json.dumps(doc, sort_keys=True) == json.dumps(RepoGraph.from_nodes([LIBGREET, HELLO, GREET]).to_json(), sort_keys=True)
+    assert '"greet" -> "libgreet";' in g.to_dot()
+
+
+def test_order_does_not_depend_on_hash_seed(tmp_path) -> None:
+    code = (
+        "from melange_bk.graph import PackageNode, RepoGraph\n"
+        "ns=[PackageNode(path=f'p{i}.yaml', name=f'p{i}', provides=(f'p{i}',), build_needs=(f'p{i//3}',) if i else ())"
+        " for i in range(30)]\n"
+        "print(RepoGraph.from_nodes(ns).build_order())\n"
+    )
+    outs = set()
+    for seed in ("0", "1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    assert len(outs) == 1
