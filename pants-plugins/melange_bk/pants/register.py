@@ -1,9 +1,18 @@
-"""Pants backend entry point for melange_package targets (filled in by the [pants] issue)."""
+"""Pants backend `melange_bk.pants`: melange packages built on BuildKit."""
+
+from melange_bk.pants import dependency_inference, graph_goal, tailor
+from melange_bk.pants.subsystem import MelangeSubsystem
+from melange_bk.pants.target_types import MelangePackagesGenerator, MelangePackageTarget, MelangeRepositoryTarget
 
 
 def target_types():
-    return []
+    return [MelangePackageTarget, MelangePackagesGenerator, MelangeRepositoryTarget]
 
 
 def rules():
-    return []
+    return [
+        *dependency_inference.rules(),
+        *graph_goal.rules(),
+        *tailor.rules(),
+        *MelangeSubsystem.rules(),
+    ]

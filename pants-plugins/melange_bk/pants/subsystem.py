@@ -1,0 +1,47 @@
+"""The `[melange]` options."""
+
+from __future__ import annotations
+
+from pants.option.option_types import BoolOption, StrListOption, StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import help_text
+
+
+class MelangeSubsystem(Subsystem):
+    options_scope = "melange"
+    help = "Build melange packages with BuildKit."
+
+    buildkit_addr = StrOption(
+        default=None,
+        help=help_text(
+            """
+            The BuildKit daemon: `unix:///run/buildkit/buildkitd.sock`, `tcp://host:1234`, or `docker-unix:///path/docker.sock` for Docker Engine's embedded BuildKit. Unset: the
+            `BUILDKIT_HOST` environment variable, as for buildctl (`eval "$(bin/buildkit up)"` sets it).
+            """
+        ),
+    )
+    signing_key = StrOption(
+        default=None,
+        help="Path of the RSA private key (PEM) that signs packages and indexes. It is never sent to the daemon.",
+    )
+    keyring = StrListOption(default=[], help="Public keys appended to every build's environment keyring.")
+    repositories = StrListOption(
+        default=[], help="APK repositories appended to every build's environment (paths or URLs)."
+    )
+    pipeline_dirs = StrListOption(
+        default=[],
+        help="Folders of pipeline YAMLs searched before the built-in pipelines (like melange's --pipeline-dir).",
+    )
+    environment_base = StrOption(
+        default=None,
+        help=help_text(
+            """
+            What build environments start from before packages are installed: a rootfs folder or tarball, or an
+            OCI image reference pinned by digest (`image@sha256:...`). Unset: packages only.
+            """
+        ),
+    )
+    progress = StrOption(default="plain", help="Progress output of solves: `auto`, `plain`, `tty` or `rawjson`.")
+    cache_mounts = BoolOption(
+        default=True, help="Give build steps BuildKit cache mounts for language caches (go, pip, npm, cargo, ccache)."
+    )

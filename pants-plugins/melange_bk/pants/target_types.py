@@ -1,0 +1,104 @@
+"""Target types: `melange_package`, `melange_packages` (one target per YAML) and `melange_repository`."""
+
+from __future__ import annotations
+
+from pants.core.goals.package import OutputPathField
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    BoolField,
+    Dependencies,
+    MultipleSourcesField,
+    SingleSourceField,
+    SpecialCasedDependencies,
+    StringSequenceField,
+    Target,
+    TargetFilesGenerator,
+)
+from pants.util.strutil import help_text
+
+
+class MelangeSourceField(SingleSourceField):
+    alias = "source"
+    default = "melange.yaml"
+    required = False
+    expected_file_extensions = (".yaml", ".yml")
+    help = "The melange YAML file that describes the package (and its subpackages)."
+
+
+class MelangeGeneratorSourcesField(MultipleSourcesField):
+    alias = "sources"
+    default = ("*.yaml", "*.yml")
+    expected_file_extensions = (".yaml", ".yml")
+    help = "The melange YAML files; one `melange_package` target is generated per file."
+
+
+class MelangeDependenciesField(Dependencies):
+    help = help_text(
+        """
+        Explicit dependencies, added to the inferred ones. Build-time dependencies on other melange packages are
+        inferred from `environment.contents.packages` and pipeline `needs.packages` (matched against every
+        package's name, subpackages and `provides`); an explicit dependency also settles an ambiguous provider.
+        Dependencies on `files`/`resources` targets make those files part of the package's source folder.
+        """
+    )
+
+
+class MelangeArchField(StringSequenceField):
+    alias = "arch"
+    default = None
+    help = help_text(
+        """
+        Architectures to build for (`x86_64`, `aarch64`, ...); one BuildKit solve per architecture. Defaults to
+        the host's architecture, restricted by the YAML's `package.target-architecture`.
+        """
+    )
+
+
+class MelangeSkipTestField(BoolField):
+    alias = "skip_test"
+    default = False
+    help = "If true, `pants test` does not run this package's `test:` sections."
+
+
+class MelangePackageTarget(Target):
+    alias = "melange_package"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        MelangeSourceField,
+        MelangeDependenciesField,
+        MelangeArchField,
+        MelangeSkipTestField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        An Alpine-format package (and its subpackages) built by melange-on-BuildKit from a melange YAML.
+
+        `pants package` builds the .apk files into `dist/`; `pants test` runs the YAML's `test:` sections.
+        """
+    )
+
+
+class MelangePackagesGenerator(TargetFilesGenerator):
+    alias = "melange_packages"
+    core_fields = (*COMMON_TARGET_FIELDS, MelangeGeneratorSourcesField)
+    generated_target_cls = MelangePackageTarget
+    copied_fields = COMMON_TARGET_FIELDS
+    moved_fields = (MelangeDependenciesField, MelangeArchField, MelangeSkipTestField, OutputPathField)
+    help = "Generate a `melange_package` target for each YAML file (for flat repositories like wolfi-dev/os)."
+
+
+class MelangeRepositoryPackagesField(SpecialCasedDependencies):
+    alias = "packages"
+    help = "The `melange_package` targets (or generators) whose .apk files make up this repository."
+
+
+class MelangeRepositoryTarget(Target):
+    alias = "melange_repository"
+    core_fields = (*COMMON_TARGET_FIELDS, MelangeRepositoryPackagesField, MelangeArchField, OutputPathField)
+    help = help_text(
+        """
+        An APK repository: the .apk files of `packages` (and everything they need from this repository) plus
+        one signed `APKINDEX.tar.gz` per architecture.
+        """
+    )
