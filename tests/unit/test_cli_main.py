@@ -7,7 +7,10 @@ from melange_bk.errors import ConfigError, MelangeError
 
 
 def test_error_renders_location() -> None:
-    assert str(ConfigError("unknown pipeline", path="melange.yaml", line=12)) == "melange.yaml:12: unknown pipeline"
+    assert (
+        str(ConfigError("unknown pipeline", path="melange.yaml", line=12))
+        == "melange.yaml:12: unknown pipeline"
+    )
     assert str(ConfigError("bad", path="a.yaml", line=3, col=7)) == "a.yaml:3:7: bad"
     assert str(MelangeError("plain")) == "plain"
     assert ConfigError("x").exit_code == 2

@@ -40,7 +40,7 @@ class RepoGraph:
         cls,
         nodes: Iterable[PackageNode],
         explicit: Optional[Mapping[str, Sequence[str]]] = None,
-    ) -> "RepoGraph":
+    ) -> RepoGraph:
         """Infer edges. `explicit` maps a YAML path to YAML paths it depends on explicitly: an explicit dependency
         on one of several providers settles an ambiguity."""
         by_path: Dict[str, PackageNode] = {}
@@ -60,7 +60,9 @@ class RepoGraph:
                     if name is None or name in seen:
                         continue
                     seen.add(name)
-                    provider = _choose(node, name, providers.get(name, ()), by_path, explicit.get(path, set()))
+                    provider = _choose(
+                        node, name, providers.get(name, ()), by_path, explicit.get(path, set())
+                    )
                     if provider is not None:
                         needs.append(Need(node=path, name=name, provider=provider, when=when))
         graph = cls(by_path, tuple(needs))

@@ -100,7 +100,9 @@ def scan_yaml(path: str, text: str) -> PackageNode:
         env = _get(_get(section, "environment"), "contents")
         out.extend((_subst(n, extra), line) for n, line in _scalars(_get(env, "packages")))
         for step in _steps(_get(section, "pipeline")):
-            out.extend((_subst(n, extra), line) for n, line in _scalars(_get(_get(step, "needs"), "packages")))
+            out.extend(
+                (_subst(n, extra), line) for n, line in _scalars(_get(_get(step, "needs"), "packages"))
+            )
 
     add_provides(package, values)
     add_needs(root, build, values)
@@ -116,7 +118,10 @@ def scan_yaml(path: str, text: str) -> PackageNode:
                 add_provides(sub, extra)
                 # subpackage pipelines run in the same build: their needs are build needs
                 for step in _steps(_get(sub, "pipeline")):
-                    build.extend((_subst(n, extra), line) for n, line in _scalars(_get(_get(step, "needs"), "packages")))
+                    build.extend(
+                        (_subst(n, extra), line)
+                        for n, line in _scalars(_get(_get(step, "needs"), "packages"))
+                    )
                 add_needs(_get(sub, "test"), test, extra)
 
     priority = _scalar(_get(_get(package, "dependencies"), "provider-priority")) or "0"

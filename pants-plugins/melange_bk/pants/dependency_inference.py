@@ -58,7 +58,8 @@ class MelangeGraph:
 @rule(desc="Read every melange YAML")
 async def melange_repo(all_targets: AllTargets) -> MelangeRepo:
     tgts = sorted(
-        (t for t in all_targets if t.has_field(MelangeSourceField)), key=lambda t: t[MelangeSourceField].file_path
+        (t for t in all_targets if t.has_field(MelangeSourceField)),
+        key=lambda t: t[MelangeSourceField].file_path,
     )
     contents = await MultiGet(Get(DigestContents, PathGlobs([t[MelangeSourceField].file_path])) for t in tgts)
     explicit_deps = await MultiGet(
@@ -116,4 +117,3 @@ async def infer_melange_dependencies(
 
 def rules():
     return [*collect_rules(), UnionRule(InferDependenciesRequest, InferMelangeDependencies)]
-

@@ -2,7 +2,11 @@
 
 from melange_bk.pants import dependency_inference, graph_goal, tailor
 from melange_bk.pants.subsystem import MelangeSubsystem
-from melange_bk.pants.target_types import MelangePackagesGenerator, MelangePackageTarget, MelangeRepositoryTarget
+from melange_bk.pants.target_types import (
+    MelangePackagesGenerator,
+    MelangePackageTarget,
+    MelangeRepositoryTarget,
+)
 
 
 def target_types():

@@ -41,7 +41,10 @@ class MelangeSubsystem(Subsystem):
             """
         ),
     )
-    progress = StrOption(default="plain", help="Progress output of solves: `auto`, `plain`, `tty` or `rawjson`.")
+    progress = StrOption(
+        default="plain", help="Progress output of solves: `auto`, `plain`, `tty` or `rawjson`."
+    )
     cache_mounts = BoolOption(
-        default=True, help="Give build steps BuildKit cache mounts for language caches (go, pip, npm, cargo, ccache)."
+        default=True,
+        help="Give build steps BuildKit cache mounts for language caches (go, pip, npm, cargo, ccache).",
     )

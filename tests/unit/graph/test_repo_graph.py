@@ -23,7 +23,9 @@ def node(path: str, name: str, provides=(), build=(), test=(), prio: int = 0) ->
     )
 
 
-LIBGREET = node("libgreet/melange.yaml", "libgreet", provides=("libgreet-dev", "so:libgreet.so.1"), build=("build-base",))
+LIBGREET = node(
+    "libgreet/melange.yaml", "libgreet", provides=("libgreet-dev", "so:libgreet.so.1"), build=("build-base",)
+)
 GREET = node("greet/melange.yaml", "greet", build=("build-base", "libgreet-dev>=1.0"), test=("libgreet",))
 HELLO = node("hello/melange.yaml", "hello", build=("build-base", "busybox"))
 
@@ -110,7 +112,9 @@ def test_json_and_dot_are_stable() -> None:
     g = RepoGraph.from_nodes([GREET, HELLO, LIBGREET])
     doc = g.to_json()
     assert doc["waves"] == [["hello/melange.yaml", "libgreet/melange.yaml"], ["greet/melange.yaml"]]
-    assert json.dumps(doc, sort_keys=True) == json.dumps(RepoGraph.from_nodes([LIBGREET, HELLO, GREET]).to_json(), sort_keys=True)
+    assert json.dumps(doc, sort_keys=True) == json.dumps(
+        RepoGraph.from_nodes([LIBGREET, HELLO, GREET]).to_json(), sort_keys=True
+    )
     assert '"greet" -> "libgreet";' in g.to_dot()
 
 
@@ -124,5 +128,9 @@ def test_order_does_not_depend_on_hash_seed(tmp_path) -> None:
     outs = set()
     for seed in ("0", "1", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+        outs.add(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
     assert len(outs) == 1
