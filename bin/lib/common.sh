@@ -3,7 +3,7 @@
 
 REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 CACHE_DIR=${MELANGE_BK_CACHE:-$REPO_ROOT/.cache}
-APT_GET=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3 -q)
+APT_GET=(apt-get -o DPkg::Lock::Timeout="${MELANGE_BK_APT_LOCK_TIMEOUT:-600}" -o Acquire::Retries=3 -q)
 EXTRA_SOURCES=/etc/apt/sources.list.d/melange-bk-extra-suites.sources
 EXTRA_PIN=/etc/apt/preferences.d/melange-bk-extra-suites
 
@@ -57,11 +57,17 @@ ensure_extra_suites() {
   apt_update
 }
 
+apt_lock_message() {
+  local holder
+  holder=$(printf '%s\n' "$1" | grep -o 'held by process [0-9]* ([^)]*)' | head -1)
+  echo "apt is locked${holder:+ ($holder)} after waiting ${MELANGE_BK_APT_LOCK_TIMEOUT:-600}s: let that apt/dpkg finish, then rerun"
+}
+
 apt_update() {
   local out
   if ! out=$(as_root "${APT_GET[@]}" update 2>&1); then
     case "$out" in
-      *"Could not get lock"*|*"is held by process"*) die "apt is locked by another process (another apt-get running?): wait for it, then retry" ;;
+      *"Could not get lock"*|*"is held by process"*|*"Unable to lock"*) die "$(apt_lock_message "$out")" ;;
     esac
     echo "$out" | tail -5 >&2
     die "apt-get update failed (see above)"
@@ -79,7 +85,7 @@ apt_install() {
   local out
   if ! out=$(DEBIAN_FRONTEND=noninteractive as_root "${APT_GET[@]}" install -y --no-install-recommends "${args[@]}" "${missing[@]}" 2>&1); then
     case "$out" in
-      *"Could not get lock"*|*"is held by process"*) die "apt is locked by another process (another apt-get running?): wait for it, then retry" ;;
+      *"Could not get lock"*|*"is held by process"*|*"Unable to lock"*) die "$(apt_lock_message "$out")" ;;
       *"Unable to locate package"*|*"has no installation candidate"*) apt_update
         DEBIAN_FRONTEND=noninteractive as_root "${APT_GET[@]}" install -y --no-install-recommends "${args[@]}" "${missing[@]}" >/dev/null \
           || die "apt-get install ${missing[*]} failed" ; return 0 ;;
