@@ -19,7 +19,7 @@ from melange_bk import __version__
 from melange_bk.errors import MelangeError
 
 # Order is the order shown in --help.
-COMMANDS = ("build", "test", "compile", "keygen", "index", "dump-llb")
+COMMANDS = ("build", "test", "compile", "keygen", "index", "dump-llb", "ping")
 
 
 def _module_name(command: str) -> str:

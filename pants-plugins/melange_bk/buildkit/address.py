@@ -1,0 +1,102 @@
+"""BuildKit daemon addresses, as `buildctl` spells them, plus our `docker-unix://` for Docker's embedded BuildKit.
+
+    unix:///run/buildkit/buildkitd.sock      standalone buildkitd on a unix socket
+    tcp://host:1234                          standalone buildkitd over TCP (TLS when a CA/cert is configured)
+    docker-unix:///var/run/docker.sock       dockerd's embedded BuildKit: POST /grpc and /session upgraded to h2c
+
+`BUILDKIT_HOST` is honoured, like buildctl; TLS files come from flags or BUILDKIT_TLS_* variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+from urllib.parse import urlsplit
+
+from melange_bk.errors import BuildKitError
+
+SCHEMES = ("unix", "tcp", "docker-unix")
+ENV_VAR = "BUILDKIT_HOST"
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """Client TLS settings for `tcp://` (the same four knobs as buildctl's --tls* flags)."""
+
+    ca_cert: Optional[str] = None
+    cert: Optional[str] = None
+    key: Optional[str] = None
+    server_name: Optional[str] = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.ca_cert or self.cert or self.key)
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> TLSConfig:
+        env = os.environ if env is None else env
+        return cls(
+            ca_cert=env.get("BUILDKIT_TLS_CA_CERT") or None,
+            cert=env.get("BUILDKIT_TLS_CERT") or None,
+            key=env.get("BUILDKIT_TLS_KEY") or None,
+            server_name=env.get("BUILDKIT_TLS_SERVER_NAME") or None,
+        )
+
+
+@dataclass(frozen=True)
+class Address:
+    """A parsed daemon address. `path` for unix/docker-unix, `host`/`port` for tcp."""
+
+    raw: str
+    scheme: str
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        return self.raw
+
+    @property
+    def is_docker(self) -> bool:
+        return self.scheme == "docker-unix"
+
+
+def parse_address(raw: str) -> Address:
+    """Parse a daemon address; a MelangeError names what is wrong and what is accepted."""
+    text = raw.strip()
+    if not text:
+        raise BuildKitError(
+            'no BuildKit address: set BUILDKIT_HOST or pass --buildkit-addr (e.g. eval "$(bin/buildkit up)")'
+        )
+    if "://" not in text:
+        raise BuildKitError(
+            f"invalid BuildKit address {raw!r}: expected one of {', '.join(s + '://' for s in SCHEMES)}"
+        )
+    scheme, rest = text.split("://", 1)
+    if scheme not in SCHEMES:
+        raise BuildKitError(
+            f"unsupported BuildKit address scheme {scheme!r} in {raw!r}: expected one of "
+            + ", ".join(s + "://" for s in SCHEMES)
+        )
+    if scheme in ("unix", "docker-unix"):
+        if not rest.startswith("/"):
+            raise BuildKitError(
+                f"invalid BuildKit address {raw!r}: {scheme}:// needs an absolute socket path"
+            )
+        return Address(raw=text, scheme=scheme, path=rest)
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or not port or (parts.path not in ("", "/")):
+        raise BuildKitError(f"invalid BuildKit address {raw!r}: expected tcp://HOST:PORT")
+    return Address(raw=text, scheme=scheme, host=parts.hostname, port=port)
+
+
+def address_from_env(explicit: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> Address:
+    """The address to use: an explicit one (flag/option) wins over BUILDKIT_HOST."""
+    env = os.environ if env is None else env
+    raw = explicit or env.get(ENV_VAR, "")
+    return parse_address(raw)

@@ -1,0 +1,41 @@
+"""Options shared by the sub-commands that talk to BuildKit (named as buildctl names them)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from melange_bk.buildkit.address import TLSConfig
+
+
+def add_buildkit_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("BuildKit daemon")
+    g.add_argument(
+        "--buildkit-addr",
+        default=None,
+        metavar="ADDR",
+        help="daemon address: unix://PATH, tcp://HOST:PORT or docker-unix://PATH (default: $BUILDKIT_HOST)",
+    )
+    g.add_argument(
+        "--tlscacert", default=None, metavar="FILE", help="CA certificate for tcp:// (BUILDKIT_TLS_CA_CERT)"
+    )
+    g.add_argument(
+        "--tlscert", default=None, metavar="FILE", help="client certificate for tcp:// (BUILDKIT_TLS_CERT)"
+    )
+    g.add_argument("--tlskey", default=None, metavar="FILE", help="client key for tcp:// (BUILDKIT_TLS_KEY)")
+    g.add_argument(
+        "--tlsservername",
+        default=None,
+        metavar="NAME",
+        help="server name to verify in the daemon's certificate (BUILDKIT_TLS_SERVER_NAME)",
+    )
+
+
+def tls_from_args(args: argparse.Namespace) -> TLSConfig:
+    env = TLSConfig.from_env(os.environ)
+    return TLSConfig(
+        ca_cert=args.tlscacert or env.ca_cert,
+        cert=args.tlscert or env.cert,
+        key=args.tlskey or env.key,
+        server_name=args.tlsservername or env.server_name,
+    )
