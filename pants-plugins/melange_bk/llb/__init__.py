@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from melange_bk.llb.digest import definition_digest, digest_bytes, head_digest, op_bytes
-from melange_bk.llb.dump import dump_dot, dump_json_lines, dump_ops, parse_definition
+from melange_bk.llb.dump import decode_ops, dump_dot, dump_json_lines, dump_ops, parse_definition
 from melange_bk.llb.exec import (
     CacheSharing,
     ExecOp,
@@ -45,6 +45,7 @@ __all__ = [
     "bind",
     "cache",
     "copy",
+    "decode_ops",
     "definition_digest",
     "digest_bytes",
     "dump_dot",

@@ -70,8 +70,8 @@ def parse_definition(data: bytes) -> ops_pb2.Definition:
     return defn
 
 
-def dump_ops(defn: ops_pb2.Definition) -> List[Dict[str, Any]]:
-    """One dict per op, in Definition order."""
+def decode_ops(defn: ops_pb2.Definition) -> List[Tuple[str, ops_pb2.Op]]:
+    """(digest, parsed op) for each op, in Definition order."""
     result = []
     for i, data in enumerate(op_bytes(defn)):
         op = ops_pb2.Op()
@@ -79,7 +79,14 @@ def dump_ops(defn: ops_pb2.Definition) -> List[Dict[str, Any]]:
             op.ParseFromString(data)
         except DecodeError as e:
             raise LLBError(f"op {i} of the Definition does not parse: {e}") from None
-        dgst = digest_bytes(data)
+        result.append((digest_bytes(data), op))
+    return result
+
+
+def dump_ops(defn: ops_pb2.Definition) -> List[Dict[str, Any]]:
+    """One dict per op, in Definition order."""
+    result = []
+    for dgst, op in decode_ops(defn):
         entry: Dict[str, Any] = {"Op": message_to_dict(op), "Digest": dgst}
         if dgst in defn.metadata:
             entry["OpMetadata"] = message_to_dict(defn.metadata[dgst])
@@ -119,11 +126,7 @@ def _label(op: ops_pb2.Op, dgst: str) -> Tuple[str, str]:
 def dump_dot(defn: ops_pb2.Definition) -> str:
     """The graph in Graphviz dot, like `buildctl debug dump-llb --dot`."""
     lines = ["digraph {"]
-    parsed = []
-    for data in op_bytes(defn):
-        op = ops_pb2.Op()
-        op.ParseFromString(data)
-        parsed.append((digest_bytes(data), op))
+    parsed = decode_ops(defn)
     for dgst, op in parsed:
         name, shape = _label(op, dgst)
         lines.append(f"  {json.dumps(dgst)} [label={json.dumps(name)} shape={json.dumps(shape)}];")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from melange_bk.llb.state import (
     InputResolver,
@@ -100,7 +100,7 @@ def cache(
         source=source if source is not None else State(),
         kind=MountKind.CACHE,
         cache_id=id,
-        sharing=CacheSharing(sharing),
+        sharing=_choice(CacheSharing, sharing, "cache sharing mode"),
     )
 
 
@@ -109,6 +109,14 @@ def tmpfs(dest: str, size: int = 0) -> Mount:
     if size < 0:
         raise LLBError(f"tmpfs at {dest!r}: size must not be negative")
     return Mount(dest=abs_path(dest), kind=MountKind.TMPFS, tmpfs_size=size)
+
+
+def _choice(enum_type: type, value: object, what: str) -> Any:
+    try:
+        return enum_type(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in enum_type)  # type: ignore[attr-defined]
+        raise LLBError(f"invalid {what} {value!r}: expected one of {choices}") from None
 
 
 EnvLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
@@ -145,11 +153,12 @@ class ExecOp(Vertex):
     name: Optional[str] = None
 
     def inputs(self) -> Tuple[Output, ...]:
-        seen: List[Output] = []
-        for m in self.mounts:
-            if m.source.output is not None and m.kind is not MountKind.TMPFS and m.source.output not in seen:
-                seen.append(m.source.output)
-        return tuple(seen)
+        # Not deduplicated here: marshal tracks vertices by identity and the op dedupes inputs by digest.
+        return tuple(
+            m.source.output
+            for m in self.mounts
+            if m.source.output is not None and m.kind is not MountKind.TMPFS
+        )
 
     def output_index(self, dest: str) -> int:
         dest = abs_path(dest)
@@ -276,8 +285,8 @@ def run(
         cwd=abs_path(cwd),
         user=user,
         hostname=hostname,
-        network=NetMode(network),
-        security=SecurityMode(security),
+        network=_choice(NetMode, network, "network mode"),
+        security=_choice(SecurityMode, security, "security mode"),
         platform=platform,
         name=custom_name,
     )

@@ -233,12 +233,9 @@ class FileOp(Vertex):
     name: Optional[str] = None
 
     def inputs(self) -> Tuple[Output, ...]:
-        seen: List[Output] = []
+        # Not deduplicated here: marshal tracks vertices by identity and the op dedupes inputs by digest.
         candidates = [self.base.output] + [a.source.output for a in self.actions if isinstance(a, Copy)]
-        for out in candidates:
-            if out is not None and out not in seen:
-                seen.append(out)
-        return tuple(seen)
+        return tuple(out for out in candidates if out is not None)
 
     def to_spec(self, resolve: InputResolver, platform: Optional[Platform]) -> OpSpec:
         op = new_op(None)  # a file op is not platform-specific
