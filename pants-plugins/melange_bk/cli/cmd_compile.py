@@ -1,0 +1,52 @@
+"""`melange-bk compile FILE`: print the resolved build plan as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Tuple
+
+from melange_bk.errors import ConfigError
+
+
+def register(subparsers) -> None:  # type: ignore[no-untyped-def]
+    parser = subparsers.add_parser(
+        "compile", help="compile a melange YAML into the resolved build plan (JSON on stdout)"
+    )
+    parser.add_argument("file", metavar="FILE", help="the melange YAML")
+    parser.add_argument("--arch", default="x86_64", help="target architecture (default: x86_64)")
+    parser.add_argument(
+        "--pipeline-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="directory of pipeline definitions, searched before the built-ins (repeatable)",
+    )
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="set or override a `vars:` entry (repeatable)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _vars(items: List[str]) -> List[Tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--var {item!r}: expected KEY=VALUE")
+        out.append((key, value))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from melange_bk.config.compile import compile_file
+
+    plan = compile_file(
+        args.file, arch=args.arch, pipeline_dirs=args.pipeline_dir, extra_vars=_vars(args.var)
+    )
+    sys.stdout.write(plan.to_json())
+    return 0
