@@ -36,12 +36,14 @@ def _post_order(root: Vertex) -> List[Vertex]:
     return order
 
 
-def marshal(state: State, platform: Optional[Platform] = None) -> ops_pb2.Definition:
+def marshal(
+    state: State, platform: Optional[Platform] = None, ignore_cache: bool = False
+) -> ops_pb2.Definition:
     """Serialize the graph behind `state`.
 
     `platform` is set on exec ops and image sources that do not carry their own; None leaves it empty, which
     the daemon reads as its worker's default platform (never this machine's). Scratch gives an empty
-    Definition.
+    Definition. `ignore_cache` marks every op so the daemon re-runs it (`--no-cache`).
     """
     defn = ops_pb2.Definition()
     if state.output is None:
@@ -64,6 +66,8 @@ def marshal(state: State, platform: Optional[Platform] = None) -> ops_pb2.Defini
         md = defn.metadata[dgst]  # creates the entry: Go keeps metadata for every op
         for cap in spec.caps:
             md.caps[cap] = True
+        if ignore_cache:
+            md.ignore_cache = True
         for key, value in spec.description:
             md.description[key] = value
             described = True
@@ -79,6 +83,8 @@ def marshal(state: State, platform: Optional[Platform] = None) -> ops_pb2.Defini
     md.caps["platform"] = True
     if described:
         md.caps["meta.description"] = True
+    if ignore_cache:
+        md.caps["meta.ignorecache"] = True
     op_bytes(defn).append(data)
     return defn
 

@@ -91,3 +91,14 @@ def test_deep_chain_does_not_recurse() -> None:
         st = llb.file(st, llb.mkdir(f"/d{i}"))
     defn = llb.marshal(st)
     assert len(llb.op_bytes(defn)) == 3001
+
+
+def test_ignore_cache_marks_every_op() -> None:
+    defn = llb.marshal(llb.run(llb.local("r"), ["/x"]).root, ignore_cache=True)
+    ops = llb.decode_ops(defn)
+    assert all(defn.metadata[d].ignore_cache for d, _ in ops[:-1])
+    assert defn.metadata[ops[-1][0]].caps["meta.ignorecache"]
+    plain = llb.marshal(llb.run(llb.local("r"), ["/x"]).root)
+    assert not any(md.ignore_cache for md in plain.metadata.values())
+    # the ops themselves are the same: only metadata differs
+    assert list(llb.op_bytes(plain)) == list(llb.op_bytes(defn))
