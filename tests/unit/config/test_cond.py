@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from melange_bk.config import cond
+
+VARS = {"build.arch": "x86_64", "inputs.flag": "true", "empty": ""}
+
+
+def ev(text: str) -> bool:
+    return cond.evaluate(cond.parse(text), VARS.__getitem__)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("'a' == 'a'", True),
+        ('"a" != "a"', False),
+        ("${{build.arch}} == 'x86_64'", True),
+        ("${{ build.arch }} != 'aarch64'", True),
+        ("'x' == 'y' || 'a' == 'a'", True),
+        ("('a' == 'a') && ('b' == 'c')", False),
+        ("${{empty}} == ''", True),
+        ("'it\\'s' == \"it's\"", True),
+        ("'${{build.arch}}-1' == 'x86_64-1'", True),
+    ],
+)
+def test_evaluate(text: str, expected: bool) -> None:
+    assert ev(text) is expected
+
+
+def test_and_or_have_equal_precedence_left_to_right() -> None:
+    # With C precedence this is T || (F && F) = True; melange folds left to right: (T || F) && F = False.
+    assert ev("'a' == 'a' || 'a' == 'b' && 'a' == 'b'") is False
+    # and (F && F) || T = True either way
+    assert ev("'a' == 'b' && 'a' == 'b' || 'a' == 'a'") is True
+    assert ev("'a' == 'a' || ('a' == 'b' && 'a' == 'b')") is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'a' = 'a'",
+        "'a' == ",
+        "('a' == 'a'",
+        "'a' == 'a')",
+        "a == 'a'",
+        "'a == 'a'",
+        "${{}} == 'a'",
+        "'a' == 'a' &&",
+    ],
+)
+def test_syntax_errors(text: str) -> None:
+    with pytest.raises(cond.ConditionError):
+        cond.parse(text)
+
+
+def test_undefined_variable_is_reported_by_lookup() -> None:
+    with pytest.raises(KeyError):
+        ev("${{nope}} == 'a'")
