@@ -29,3 +29,11 @@ def buildkit_addr() -> str:
 def bk(buildkit_addr: str) -> Iterator[Client]:
     with Client.connect(buildkit_addr) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def busybox_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A busybox rootfs directory (Debian busybox-static, installed by .ci/run)."""
+    from melange_bk.environment.rootfs import busybox_rootfs
+
+    return busybox_rootfs(str(tmp_path_factory.mktemp("busybox-root")))

@@ -1,0 +1,148 @@
+"""Run one LLB Definition on the daemon: session, Status stream, Solve, export, and errors a user can act on."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+import grpc
+
+from melange_bk.buildkit.client import CONTROL, Client
+from melange_bk.buildkit.progress import Progress, VertexSummary
+from melange_bk.buildkit.session import ExportTarget, Session, check_receivers
+from melange_bk.errors import BuildKitError
+from melange_bk.protos import control_pb2, ops_pb2
+
+ENTITLEMENTS = ("network.host", "security.insecure")
+LOG_LINES_IN_ERROR = 20
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    ref: str
+    exporter_response: Tuple[Tuple[str, str], ...]
+    vertices: Tuple[VertexSummary, ...]
+    seconds: float
+    files: int = 0
+    bytes: int = 0
+
+    @property
+    def all_cached(self) -> bool:
+        """True when every vertex that did work was a cache hit (the second run of an unchanged graph)."""
+        work = [
+            v
+            for v in self.vertices
+            if not v.name.startswith("[internal]") and not v.name.startswith("local://")
+        ]
+        return bool(work) and all(v.cached for v in work)
+
+
+def _solve_request(
+    ref: str,
+    definition: ops_pb2.Definition,
+    session_id: str,
+    export: Optional[ExportTarget],
+    entitlements: Sequence[str],
+) -> control_pb2.SolveRequest:
+    req = control_pb2.SolveRequest(Ref=ref, Definition=definition, Session=session_id)
+    req.Entitlements.extend(sorted(entitlements))
+    if export is not None:
+        # Both the legacy single-exporter fields and the list, as the Go client sends them.
+        req.ExporterDeprecated = export.kind
+        req.Exporters.add(Type=export.kind)
+    return req
+
+
+def _failure(client: Client, err: grpc.RpcError, progress: Progress) -> BuildKitError:
+    code = err.code() if hasattr(err, "code") else None
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not progress.failed():
+        return client.error(err)
+    if code == grpc.StatusCode.CANCELLED:
+        return BuildKitError(f"solve on {client.address} was cancelled")
+    details = (err.details() if hasattr(err, "details") else str(err)) or "unknown error"
+    failed = progress.failed()
+    if not failed:
+        return BuildKitError(f"solve on {client.address} failed: {details.strip()}")
+    name, error, lines = failed[-1]
+    text = f'step "{name}" failed: {error or details.strip()}'
+    tail = [ln for ln in lines if ln.strip()][-LOG_LINES_IN_ERROR:]
+    if tail:
+        text += "\n  last log lines:\n" + "\n".join("    " + ln for ln in tail)
+    return BuildKitError(text)
+
+
+def solve(
+    client: Client,
+    definition: ops_pb2.Definition,
+    *,
+    local_dirs: Optional[Dict[str, str]] = None,
+    export: Optional[ExportTarget] = None,
+    progress: Optional[Progress] = None,
+    entitlements: Sequence[str] = (),
+    timeout: Optional[float] = None,
+) -> SolveResult:
+    """Solve `definition`, offering `local_dirs` to `local://` sources and receiving `export`.
+
+    Ctrl-C cancels the solve on the daemon. A failed step raises BuildKitError naming it, with its last log lines.
+    """
+    for e in entitlements:
+        if e not in ENTITLEMENTS:
+            raise BuildKitError(f"unknown entitlement {e!r}: one of {', '.join(ENTITLEMENTS)}")
+    progress = progress or Progress("quiet")
+    ref = uuid.uuid4().hex
+    start = time.monotonic()
+    with Session(local_dirs=local_dirs, exports=(export,) if export else ()) as session:
+        session.attach(client)
+        status_call = client.channel.unary_stream(
+            CONTROL + "Status",
+            request_serializer=control_pb2.StatusRequest.SerializeToString,
+            response_deserializer=control_pb2.StatusResponse.FromString,
+        )(control_pb2.StatusRequest(Ref=ref))
+
+        def follow() -> None:
+            try:
+                for resp in status_call:
+                    progress.update(resp)  # type: ignore[union-attr]
+            except grpc.RpcError:
+                pass
+
+        follower = threading.Thread(target=follow, daemon=True, name="bk-status")
+        follower.start()
+        solve_call = client.channel.unary_unary(
+            CONTROL + "Solve",
+            request_serializer=control_pb2.SolveRequest.SerializeToString,
+            response_deserializer=control_pb2.SolveResponse.FromString,
+        )
+        future = solve_call.future(
+            _solve_request(ref, definition, session.id, export, entitlements), timeout=timeout
+        )
+        try:
+            while True:
+                try:
+                    resp = future.result(timeout=0.5)
+                    break
+                except grpc.FutureTimeoutError:
+                    continue
+        except KeyboardInterrupt:
+            future.cancel()
+            status_call.cancel()
+            raise
+        except grpc.RpcError as e:
+            follower.join(timeout=5)
+            raise _failure(client, e, progress) from None
+        follower.join(timeout=10)
+        status_call.cancel()
+        check_receivers(session)
+        files = sum(r.files for r in session.receivers)
+        nbytes = sum(r.bytes for r in session.receivers)
+    return SolveResult(
+        ref=ref,
+        exporter_response=tuple(sorted(resp.ExporterResponse.items())),
+        vertices=tuple(progress.summaries()),
+        seconds=time.monotonic() - start,
+        files=files,
+        bytes=nbytes,
+    )
