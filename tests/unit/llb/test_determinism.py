@@ -60,9 +60,10 @@ def golden_definition():
     return llb.marshal(golden_graph(), platform=llb.Platform("linux", "amd64"))
 
 
-def _child_main() -> None:
-    print(llb.definition_digest(golden_definition()))
-    sys.stdout.buffer.write(llb.to_bytes(golden_definition()).hex().encode() + b"\n")
+def _child_main(out_path: str) -> None:
+    # Written to a file, not stdout: an interpreter wrapper (pex in Pants' sandbox) may print to stdout too.
+    with open(out_path, "w") as f:
+        f.write(llb.definition_digest(golden_definition()) + "\n" + llb.to_bytes(golden_definition()).hex() + "\n")
 
 
 def test_in_process_100_times_one_digest() -> None:
@@ -80,14 +81,21 @@ def test_subprocesses_with_different_hash_seeds_and_cwds(tmp_path: Path) -> None
         cwd = tmp_path / f"cwd{i}"
         cwd.mkdir()
         env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONHASHSEED=seed)
-        out = subprocess.run(
-            [sys.executable, "-c", "from tests.unit.llb.test_determinism import _child_main; _child_main()"],
+        result_file = tmp_path / f"out{i}.txt"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from tests.unit.llb.test_determinism import _child_main; _child_main(sys.argv[1])",
+                str(result_file),
+            ],
             cwd=str(cwd),
             env=env,
-            check=True,
             capture_output=True,
             text=True,
-        ).stdout.split()
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = result_file.read_text().split()
         assert bytes.fromhex(out[1]) == here, f"PYTHONHASHSEED={seed} gave a different Definition"
         seen.add(out[0])
     assert seen == {llb.definition_digest(golden_definition())}
