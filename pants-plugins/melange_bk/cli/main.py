@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from types import ModuleType
 from typing import List, Optional
 
 from melange_bk import __version__
@@ -26,6 +27,21 @@ def _module_name(command: str) -> str:
     return "melange_bk.cli.cmd_" + command.replace("-", "_")
 
 
+def _load_commands() -> List[ModuleType]:
+    modules = []
+    for command in COMMANDS:
+        try:
+            modules.append(importlib.import_module(_module_name(command)))
+        except ModuleNotFoundError as e:
+            if e.name != _module_name(command):
+                raise
+    return modules
+
+
+# Imported once, when this module is: a later chdir() cannot hide them (the package path may be relative).
+_COMMAND_MODULES = _load_commands()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="melange-bk",
@@ -34,13 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"melange-bk {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
-        try:
-            module = importlib.import_module(_module_name(command))
-        except ModuleNotFoundError as e:
-            if e.name != _module_name(command):
-                raise
-            continue
+    for module in _COMMAND_MODULES:
         module.register(subparsers)
     return parser
 
