@@ -65,8 +65,23 @@ test:
 def test_scan_collects_provides_and_needs() -> None:
     node = scan_yaml("multi.yaml", RANGED)
     assert node.name == "multi"
-    assert node.provides == ("multi", "multi-big", "multi-compat", "multi-l", "multi-large", "multi-s", "multi-small")
-    assert node.build_needs == ("build-base", "libfoo-dev>=2", "!badpkg", "make-helper", "nested-helper", "sub-helper")
+    assert node.provides == (
+        "multi",
+        "multi-big",
+        "multi-compat",
+        "multi-l",
+        "multi-large",
+        "multi-s",
+        "multi-small",
+    )
+    assert node.build_needs == (
+        "build-base",
+        "libfoo-dev>=2",
+        "!badpkg",
+        "make-helper",
+        "nested-helper",
+        "sub-helper",
+    )
     assert node.test_needs == ("test-dep", "sub-test-dep")
     assert node.provider_priority == 5
     assert node.line_of("libfoo-dev") == 19

@@ -63,7 +63,9 @@ def golden_definition():
 def _child_main(out_path: str) -> None:
     # Written to a file, not stdout: an interpreter wrapper (pex in Pants' sandbox) may print to stdout too.
     with open(out_path, "w") as f:
-        f.write(llb.definition_digest(golden_definition()) + "\n" + llb.to_bytes(golden_definition()).hex() + "\n")
+        f.write(
+            llb.definition_digest(golden_definition()) + "\n" + llb.to_bytes(golden_definition()).hex() + "\n"
+        )
 
 
 def test_in_process_100_times_one_digest() -> None:
