@@ -119,7 +119,8 @@ def render(info: PkgInfo, files: Iterable[SbomFile], source_date_epoch: int, opt
         "packages": [package],
         "relationships": relationships,
     }
-    return (json.dumps(doc, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+    # Compact (C-accelerated) encoding: a package can list tens of thousands of files.
+    return (json.dumps(doc, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
 
 
 def files_of(doc: bytes) -> Tuple[str, ...]:

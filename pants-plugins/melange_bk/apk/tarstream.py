@@ -12,11 +12,14 @@ on the way out (the APK `datahash` and signatures are over compressed bytes).
 
 from __future__ import annotations
 
+import os
 import posixpath
 import struct
 import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Dict, Iterable, List, Tuple
+from typing import BinaryIO, Deque, Dict, Iterable, List, Optional, Tuple
 
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
@@ -181,17 +184,47 @@ def padding(size: int) -> bytes:
     return b"\0" * (-size % BLOCK)
 
 
-class GzipWriter:
-    """Writes one deterministic gzip member to `raw`, optionally hashing the compressed bytes."""
+def _deflate_block(level: int, data: bytes, zdict: bytes, final: bool) -> bytes:
+    """Raw deflate of one block, primed with the previous block's last 32 KiB; ends on a byte boundary
+    (Z_SYNC_FLUSH) or finishes the stream. Concatenated, the blocks form one valid deflate stream (as pigz).
+    """
+    if zdict:
+        c = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, zdict=zdict)
+    else:
+        c = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
 
-    def __init__(self, raw: BinaryIO, level: int = DEFAULT_LEVEL, hashers: Iterable[object] = ()) -> None:
+
+class GzipWriter:
+    """Writes one deterministic gzip member to `raw`, optionally hashing the compressed bytes.
+
+    Input is cut into fixed 1 MiB blocks compressed independently (each primed with the 32 KiB before it), so
+    blocks can be compressed on several threads (zlib releases the GIL) while the output depends only on the
+    data and the level, never on the number of threads.
+    """
+
+    BLOCK_SIZE = 1 << 20
+    WINDOW = 32 * 1024
+
+    def __init__(
+        self, raw: BinaryIO, level: int = DEFAULT_LEVEL, hashers: Iterable[object] = (), threads: int = 0
+    ) -> None:
         self._raw = raw
         self._hashers: List[object] = list(hashers)
-        self._compress = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._level = level
         self._crc = 0
         self._size = 0
+        self._buf = bytearray()
+        self._zdict = b""
         self.compressed_size = 0
         self._closed = False
+        if threads <= 0:
+            threads = min(4, os.cpu_count() or 1)
+        self._pool: Optional[ThreadPoolExecutor] = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip") if threads > 1 else None
+        )
+        self._inflight: Deque[Future[bytes]] = deque()
+        self._max_inflight = 2 * threads
         self._emit(_GZIP_HEADER)
 
     def _emit(self, data: bytes) -> None:
@@ -201,19 +234,48 @@ class GzipWriter:
                 h.update(data)  # type: ignore[attr-defined]
             self.compressed_size += len(data)
 
+    def _submit(self, block: bytes, final: bool) -> None:
+        zdict = self._zdict
+        self._zdict = (
+            (self._zdict + block)[-self.WINDOW :] if len(block) < self.WINDOW else block[-self.WINDOW :]
+        )
+        if self._pool is None:
+            self._emit(_deflate_block(self._level, block, zdict, final))
+            return
+        self._inflight.append(self._pool.submit(_deflate_block, self._level, block, zdict, final))
+        while len(self._inflight) > (0 if final else self._max_inflight):
+            self._emit(self._inflight.popleft().result())
+
     def write(self, data: bytes) -> None:
         if not data:
             return
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)
-        self._emit(self._compress.compress(data))
+        self._buf += data
+        while len(self._buf) >= self.BLOCK_SIZE:
+            block = bytes(self._buf[: self.BLOCK_SIZE])
+            del self._buf[: self.BLOCK_SIZE]
+            self._submit(block, final=False)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._emit(self._compress.flush(zlib.Z_FINISH))
-        self._emit(struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
+        try:
+            self._submit(bytes(self._buf), final=True)
+            self._buf = bytearray()
+            self._emit(struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Stops the worker threads without writing the trailer (after an error)."""
+        self._closed = True
+        for fut in self._inflight:
+            fut.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 class TarWriter:
@@ -250,7 +312,7 @@ def gzip_tar_bytes(
     import io
 
     buf = io.BytesIO()
-    gz = GzipWriter(buf, level)
+    gz = GzipWriter(buf, level, threads=1)
     tar = TarWriter(gz)
     for header, data in entries:
         tar.add_bytes(header, data)

@@ -22,9 +22,9 @@ import hashlib
 import os
 import stat
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
 from dataclasses import dataclass, replace
-from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Optional, Set, Tuple
 
 from melange_bk.apk import pkginfo as pkginfo_mod
 from melange_bk.apk import sbom as sbom_mod
@@ -67,6 +67,7 @@ class WriteOptions:
     uid_map: Tuple[Tuple[int, int], ...] = ((1000, 0),)
     gid_map: Tuple[Tuple[int, int], ...] = ((1000, 0),)
     compression_level: int = DEFAULT_LEVEL
+    threads: int = 0  # compression threads; 0: up to 4 by CPU count (the output does not depend on it)
     xattrs: bool = True
     # Add an SPDX SBOM at var/lib/db/sbom/<pkg>-<ver>-r<epoch>.spdx.json; None: no SBOM.
     sbom: Optional[sbom_mod.SbomOptions] = sbom_mod.SbomOptions()
@@ -295,6 +296,53 @@ def _header(entry: TreeEntry, mtime: int, sha1_hex: Optional[str]) -> TarHeader:
     )
 
 
+class _Hasher:
+    """Checksums files in archive order on one background thread, ahead of the compressor (only digests are
+    kept)."""
+
+    def __init__(self, entries: List[TreeEntry], want_sha256: bool) -> None:
+        self._paths: Set[str] = {e.path for e in entries}
+        self._entries = entries
+        self._want_sha256 = want_sha256
+        self._results: Dict[str, Tuple[str, str]] = {}
+        self._error: Optional[BaseException] = None
+        self._stopped = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="apk-checksums", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for e in self._entries:
+            if self._stopped:
+                return
+            try:
+                assert e.source is not None
+                result = _hash_file(e.source, e.size, self._want_sha256)
+            except BaseException as err:  # handed to the consumer
+                with self._cond:
+                    self._error = err
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._results[e.path] = result
+                self._cond.notify_all()
+
+    def has(self, path: str) -> bool:
+        return path in self._paths
+
+    def get(self, path: str) -> Tuple[str, str]:
+        with self._cond:
+            while path not in self._results:
+                if self._error is not None:
+                    raise self._error
+                self._cond.wait()
+            return self._results[path]
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._thread.join()
+
+
 @dataclass(frozen=True)
 class DataSegment:
     datahash: str
@@ -315,49 +363,47 @@ def write_data_segment(
         entries = add_extra_files(entries, (ExtraFile(sbom_path, b""),))
     want_sha256 = options.sbom is not None
     digest = hashlib.sha256()
-    gz = GzipWriter(out, options.compression_level, [digest])
+    gz = GzipWriter(out, options.compression_level, [digest], threads=options.threads)
     tar = TarWriter(gz)
     sbom_doc: Optional[bytes] = None
     final_entries: List[TreeEntry] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apk-sha1") as pool:
-        futures: Dict[str, Future[Tuple[str, str]]] = {}
+    hasher = _Hasher([e for e in entries if e.kind == "file" and e.source is not None], want_sha256)
+    try:
         for e in entries:
-            if e.kind == "file" and e.source is not None:
-                futures[e.path] = pool.submit(_hash_file, e.source, e.size, want_sha256)
-        try:
-            for e in entries:
-                if e.path == sbom_path:
-                    sbom_files = []
-                    for f in entries:
-                        if f.kind == "file" and f.path != sbom_path:
-                            s1, s256 = futures[f.path].result() if f.data is None else _hash_bytes(f.data)
-                            sbom_files.append(sbom_mod.SbomFile(f.path, s1, s256))
-                    assert options.sbom is not None
-                    sbom_doc = sbom_mod.render(info, sbom_files, options.source_date_epoch, options.sbom)
-                    e = replace(e, data=sbom_doc, size=len(sbom_doc))
-                final_entries.append(e)
-                mtime = options.source_date_epoch
-                if e.kind == "file" and e.data is not None:
-                    tar.add_bytes(_header(e, mtime, hashlib.sha1(e.data).hexdigest()), e.data)
-                elif e.kind == "file":
-                    sha1_hex = futures[e.path].result()[0]
-                    assert e.source is not None
-                    try:
-                        with open(e.source, "rb") as f:
-                            tar.add(_header(e, mtime, sha1_hex), _chunks(f, e.size, e.source))
-                    except OSError as err:
-                        raise ApkError(f"cannot read file: {err.strerror}", path=e.source) from None
-                elif e.kind == "hardlink":
-                    tar.add(_header(e, mtime, futures[e.link].result()[0] if e.link in futures else None))
-                elif e.kind == "symlink":
-                    tar.add(_header(e, mtime, hashlib.sha1(e.link.encode("utf-8")).hexdigest()))
-                else:
-                    tar.add(_header(e, mtime, None))
-        finally:
-            for fut in futures.values():
-                fut.cancel()
-    tar.finish(end_of_archive=True)
-    gz.close()
+            if e.path == sbom_path:
+                sbom_files = []
+                for f in entries:
+                    if f.kind == "file" and f.path != sbom_path:
+                        s1, s256 = hasher.get(f.path) if f.data is None else _hash_bytes(f.data)
+                        sbom_files.append(sbom_mod.SbomFile(f.path, s1, s256))
+                assert options.sbom is not None
+                sbom_doc = sbom_mod.render(info, sbom_files, options.source_date_epoch, options.sbom)
+                e = replace(e, data=sbom_doc, size=len(sbom_doc))
+            final_entries.append(e)
+            mtime = options.source_date_epoch
+            if e.kind == "file" and e.data is not None:
+                tar.add_bytes(_header(e, mtime, hashlib.sha1(e.data).hexdigest()), e.data)
+            elif e.kind == "file":
+                sha1_hex = hasher.get(e.path)[0]
+                assert e.source is not None
+                try:
+                    with open(e.source, "rb") as f:
+                        tar.add(_header(e, mtime, sha1_hex), _chunks(f, e.size, e.source))
+                except OSError as err:
+                    raise ApkError(f"cannot read file: {err.strerror}", path=e.source) from None
+            elif e.kind == "hardlink":
+                tar.add(_header(e, mtime, hasher.get(e.link)[0] if hasher.has(e.link) else None))
+            elif e.kind == "symlink":
+                tar.add(_header(e, mtime, hashlib.sha1(e.link.encode("utf-8")).hexdigest()))
+            else:
+                tar.add(_header(e, mtime, None))
+        tar.finish(end_of_archive=True)
+        gz.close()
+    except BaseException:
+        gz.abort()
+        raise
+    finally:
+        hasher.stop()
     done = tuple(final_entries)
     return DataSegment(digest.hexdigest(), installed_size(done), done, sbom_doc)
 
