@@ -62,13 +62,17 @@ def test_echo_hello_reaches_the_progress_stream(bk: Client, busybox_root: str) -
     assert any(v.name.startswith("/bin/sh -c echo hello-") for v in progress.summaries())
 
 
-def test_local_export_of_the_output_dir(bk: Client, busybox_root: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", ["auto", "stream"])
+def test_local_export_of_the_output_dir(bk: Client, busybox_root: str, tmp_path: Path, via: str) -> None:
+    # "auto" is dockerd's POST /session upgrade (or the stream on buildkitd); "stream" forces Control/Session,
+    # the transport of a standalone buildkitd, which dockerd serves too.
     dest = tmp_path / "out"
     result = solve(
         bk,
         llb.marshal(_export_only_out(uuid.uuid4().hex)),
         local_dirs={"rootfs": busybox_root},
         export=ExportTarget("local", str(dest)),
+        session_via=via,
     )
     pkg = dest / "pkg"
     assert sorted(os.listdir(dest)) == ["pkg"], "only melange-out is exported"

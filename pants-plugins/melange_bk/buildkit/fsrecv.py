@@ -165,8 +165,11 @@ class Receiver:
             except (OSError, ReceiveError) as e:
                 self.error = str(e)
                 out.put(Packet(type=Packet.PACKET_ERR, data=str(e).encode()).SerializeToString())
-            except Exception as e:  # the stream broke (daemon gone, cancelled)
-                self.error = f"export interrupted: {e!r}"
+            except Exception as e:  # the stream ended abruptly
+                # Once our FIN is out, everything has arrived: the daemon answers FIN and returns, and grpc-go
+                # may cancel the call before its FIN reaches us. Only an earlier break loses data.
+                if not state["fin_sent"]:
+                    self.error = f"export interrupted: {type(e).__name__} {e}".strip()
             finally:
                 self.close_all()
                 out.put(None)

@@ -116,9 +116,16 @@ class Session:
         s.connect(self._sock)
         return s
 
-    def attach(self, client: Any) -> None:
-        """Open the tunnel through which the daemon reaches this session (before Solve)."""
-        if client.docker_socket:
+    def attach(self, client: Any, via: str = "auto") -> None:
+        """Open the tunnel through which the daemon reaches this session (before Solve).
+
+        `via`: "upgrade" (dockerd's POST /session), "stream" (Control/Session, what buildkitd offers; dockerd
+        answers it too) or "auto" (upgrade on dockerd, stream elsewhere)."""
+        if via not in ("auto", "upgrade", "stream"):
+            raise ValueError(f"unknown session transport {via!r}")
+        if via == "upgrade" and not client.docker_socket:
+            raise BuildKitError(f"session transport 'upgrade' needs a docker-unix:// address, not {client.address}")
+        if client.docker_socket and via != "stream":
             upstream, rest = upgrade(client.docker_socket, "/session", self.headers())
             local = self._connect_local()
             splice(local, upstream, rest)

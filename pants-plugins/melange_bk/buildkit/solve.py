@@ -83,6 +83,7 @@ def solve(
     progress: Optional[Progress] = None,
     entitlements: Sequence[str] = (),
     timeout: Optional[float] = None,
+    session_via: str = "auto",
 ) -> SolveResult:
     """Solve `definition`, offering `local_dirs` to `local://` sources and receiving `export`.
 
@@ -95,7 +96,7 @@ def solve(
     ref = uuid.uuid4().hex
     start = time.monotonic()
     with Session(local_dirs=local_dirs, exports=(export,) if export else ()) as session:
-        session.attach(client)
+        session.attach(client, via=session_via)
         status_call = client.channel.unary_stream(
             CONTROL + "Status",
             request_serializer=control_pb2.StatusRequest.SerializeToString,
