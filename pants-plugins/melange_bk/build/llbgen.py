@@ -1,0 +1,144 @@
+"""A build plan as LLB, the shape the upstream plan chose:
+
+    environment state  →  workspace copied to /home/build  →  melange-out/<pkg> dirs created
+      →  daemon-side sources (fetch: HTTP with checksum, git-checkout: Git at a commit) placed where the steps
+         expect them  →  one ExecOp per main pipeline step  →  each subpackage's steps  →  melange-out alone,
+         copied onto scratch, is what gets exported.
+
+Deterministic: the same plan and environment give byte-identical Definitions (nothing here reads the clock, the
+machine or hash-seeded iteration order).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from melange_bk import llb
+from melange_bk.config.arch import substitutions
+from melange_bk.plan.model import PATH, WORKDIR, BuildPlan, GitSource, HttpSource, Step
+
+OUT_DIR = f"{WORKDIR}/melange-out"
+WORKSPACE = "workspace"
+BUILD_UID = 1000
+
+# Language caches as BuildKit cache mounts: stable ids, so every build of every package shares them.
+CACHE_MOUNTS: Tuple[Tuple[str, str, str], ...] = (
+    # (cache id, mount point, environment variable pointing at it)
+    ("melange-bk-go-mod", "/var/cache/melange-bk/go-mod", "GOMODCACHE"),
+    ("melange-bk-go-build", "/var/cache/melange-bk/go-build", "GOCACHE"),
+    ("melange-bk-pip", "/var/cache/melange-bk/pip", "PIP_CACHE_DIR"),
+    ("melange-bk-npm", "/var/cache/melange-bk/npm", "npm_config_cache"),
+    ("melange-bk-cargo-registry", "/var/cache/melange-bk/cargo-registry", "CARGO_HOME"),
+    ("melange-bk-ccache", "/var/cache/melange-bk/ccache", "CCACHE_DIR"),
+)
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    source_date_epoch: int = 0
+    cache_mounts: bool = True
+    user: str = ""  # "" → the plan's accounts.run-as, else root
+
+
+@dataclass(frozen=True)
+class BuildGraph:
+    """The LLB for one package build and the local directories its session must offer (name → purpose)."""
+
+    state: llb.State  # melange-out contents, ready to export
+    platform: llb.Platform
+    local_names: Tuple[str, ...]
+
+    def marshal(self) -> llb.ops_pb2.Definition:  # type: ignore[name-defined]
+        return llb.marshal(self.state, platform=self.platform)
+
+
+def platform_for(arch: str) -> llb.Platform:
+    goarch = substitutions(arch)["build.goarch"]
+    parts = goarch.split("/")
+    return llb.Platform("linux", parts[0], parts[1] if len(parts) > 1 else "")
+
+
+def _step_name(pkg: str, step: Step) -> str:
+    what = step.name or (f"uses {step.uses}" if step.uses else step.runs.strip().splitlines()[0][:60] if step.runs.strip() else "")
+    return f"[{pkg}] step {step.id}: {what}".rstrip()
+
+
+def _base_env(plan: BuildPlan, opts: GraphOptions) -> Dict[str, str]:
+    env = {"PATH": PATH, "HOME": WORKDIR, "SOURCE_DATE_EPOCH": str(opts.source_date_epoch)}
+    env.update(dict(plan.environment.env))
+    if opts.cache_mounts:
+        for _, mount, var in CACHE_MOUNTS:
+            env.setdefault(var, mount)
+    return env
+
+
+def _place_sources(root: llb.State, step: Step) -> llb.State:
+    src = step.source
+    if isinstance(src, HttpSource):
+        digest = f"sha256:{src.sha256}" if src.sha256 else f"sha512:{src.sha512}"
+        name = src.filename or posixpath.basename(src.uri.split("?", 1)[0]) or "download"
+        fetched = llb.http(src.uri, checksum=digest, filename=name, custom_name=f"fetch {src.uri}")
+        return llb.file(
+            root,
+            llb.copy(fetched, "/" + name, src.cache_path, create_dest_path=True),
+            custom_name=f"place {name} for step {step.id}",
+        )
+    if isinstance(src, GitSource):
+        repo = llb.git(src.repository, src.commit, keep_git_dir=True, custom_name=f"git {src.repository}@{src.commit[:12]}")
+        dest = src.destination if src.destination.startswith("/") else posixpath.join(step.workdir, src.destination)
+        return llb.file(
+            root,
+            llb.copy(repo, "/", posixpath.normpath(dest), copy_dir_contents=True, create_dest_path=True),
+            custom_name=f"place {src.repository} for step {step.id}",
+        )
+    return root
+
+
+def _run_steps(root: llb.State, pkg: str, steps: Tuple[Step, ...], env: Dict[str, str], user: str, mounts: List[llb.Mount]) -> llb.State:
+    for step in steps:
+        root = _place_sources(root, step)
+        step_env = dict(env)
+        step_env.update(dict(step.env))
+        root = llb.run(
+            root,
+            list(step.argv()),
+            env=step_env,
+            cwd=WORKDIR,
+            user=user,
+            mounts=mounts,
+            custom_name=_step_name(pkg, step),
+        ).root
+    return root
+
+
+def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOptions] = None) -> BuildGraph:
+    """The LLB that builds `plan` on top of `environment` (which already holds the base and the packages)."""
+    opts = opts or GraphOptions()
+    user = opts.user or plan.environment.accounts.run_as or "root"
+    pkg = plan.package.name
+    names = [pkg] + [s.name for s in plan.subpackages]
+    actions = llb.copy(
+        llb.local(WORKSPACE, exclude=("melange-out",), custom_name="workspace"),
+        "/",
+        WORKDIR,
+        copy_dir_contents=True,
+        create_dest_path=True,
+        owner=(BUILD_UID, BUILD_UID),
+    )
+    actions = actions.mkdir(OUT_DIR, 0o755, make_parents=True, owner=(BUILD_UID, BUILD_UID))
+    for name in names:
+        actions = actions.mkdir(f"{OUT_DIR}/{name}", 0o755, make_parents=True, owner=(BUILD_UID, BUILD_UID))
+    root = llb.file(environment, actions, custom_name=f"[{pkg}] workspace and melange-out")
+    env = _base_env(plan, opts)
+    mounts: List[llb.Mount] = []
+    if opts.cache_mounts:
+        mounts = [llb.cache(mount, cid, sharing="shared") for cid, mount, _ in CACHE_MOUNTS]
+    root = _run_steps(root, pkg, plan.steps, env, user, mounts)
+    for sub in plan.subpackages:
+        root = _run_steps(root, sub.name, sub.steps, env, user, mounts)
+    out = llb.file(
+        llb.scratch(), llb.copy(root, OUT_DIR, "/", copy_dir_contents=True), custom_name=f"[{pkg}] melange-out"
+    )
+    return BuildGraph(state=out, platform=platform_for(plan.arch), local_names=(WORKSPACE,))
