@@ -1,0 +1,213 @@
+"""From a plan's environment to an LLB state and the local directories its solve must offer.
+
+    prepared = prepare_environment(plan.environment, base=parse_base("none"), arch="x86_64")
+    result = llb.run(prepared.state, [...])
+    solve(client, llb.marshal(...), local_dirs=prepared.local_dirs_dict())
+
+Steps: fetch the keyring, fetch and verify each repository's index, resolve the packages, then install them into
+a layer directory under the user cache keyed by the layer's digest (the packages' checksums, the world, keys,
+remote repositories and accounts) -- an existing layer is reused without fetching a package again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import platform
+import shutil
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+from melange_bk import llb
+from melange_bk.environment.base import NONE, Base, local_rootfs, read_base_file
+from melange_bk.environment.installer import (
+    BUILD_GROUP,
+    BUILD_USER,
+    GroupAccount,
+    InstallOptions,
+    Scriptlet,
+    UserAccount,
+    install,
+)
+from melange_bk.environment.loader import BASE_LOCAL_NAME, environment_state
+from melange_bk.environment.repository import (
+    cache_dir,
+    fetch_keys,
+    fetch_packages,
+    load_indexes,
+    make_keyring,
+)
+from melange_bk.environment.resolver import Resolution, resolve
+from melange_bk.plan import model as plan
+
+LAYER_FORMAT = 1
+_ARCHES = {"amd64": "x86_64", "arm64": "aarch64", "x86_64": "x86_64", "aarch64": "aarch64"}
+
+
+def host_arch() -> str:
+    m = platform.machine().lower()
+    return _ARCHES.get(m, m)
+
+
+@dataclass(frozen=True)
+class PreparedEnvironment:
+    state: llb.State
+    local_dirs: Tuple[Tuple[str, str], ...]  # (local source name, directory), sorted
+    layer_name: str
+    layer_dir: str
+    resolution: Resolution
+    scriptlets: Tuple[Scriptlet, ...]
+    base: Base
+
+    def local_dirs_dict(self) -> Dict[str, str]:
+        return dict(self.local_dirs)
+
+
+def accounts_from_plan(
+    accounts: Optional[plan.Accounts],
+) -> Tuple[Tuple[UserAccount, ...], Tuple[GroupAccount, ...]]:
+    if accounts is None or (not accounts.users and not accounts.groups):
+        return (BUILD_USER,), (BUILD_GROUP,)
+    users = tuple(
+        UserAccount(
+            u.username,
+            u.uid if u.uid is not None else 1000,
+            u.gid if u.gid is not None else (u.uid if u.uid is not None else 1000),
+            u.homedir or f"/home/{u.username}",
+            u.shell or "/bin/sh",
+        )
+        for u in accounts.users
+    )
+    groups = tuple(
+        GroupAccount(g.groupname, g.gid if g.gid is not None else 1000, g.members) for g in accounts.groups
+    )
+    return users, groups
+
+
+def layer_digest(resolution: Resolution, options: InstallOptions) -> str:
+    doc = {
+        "format": LAYER_FORMAT,
+        "arch": options.arch,
+        "packages": [[p.name, p.version, p.checksum] for p in resolution.packages],
+        "world": sorted(set(options.world)),
+        "repositories": [r for r in options.repositories if r.startswith(("http://", "https://"))],
+        "keys": [[k.name, hashlib.sha256(k.pem).hexdigest()] for k in options.keys],
+        "users": [[u.name, u.uid, u.gid, u.home, u.shell] for u in options.users],
+        "groups": [[g.name, g.gid, list(g.members)] for g in options.groups],
+        "base_passwd": options.base_passwd,
+        "base_group": options.base_group,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _manifest(scriptlets: Sequence[Scriptlet], packages: Sequence[str]) -> bytes:
+    return json.dumps(
+        {
+            "packages": list(packages),
+            "scriptlets": [
+                [s.package, s.kind, base64.b64encode(s.content).decode("ascii")] for s in scriptlets
+            ],
+        },
+        sort_keys=True,
+    ).encode("utf-8")
+
+
+def _load_manifest(path: str) -> Optional[Tuple[Scriptlet, ...]]:
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read())
+        return tuple(Scriptlet(p, k, base64.b64decode(c)) for p, k, c in doc["scriptlets"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def prepare(
+    packages: Sequence[str],
+    repositories: Sequence[str],
+    keyring: Sequence[str],
+    *,
+    base: Base = NONE,
+    arch: Optional[str] = None,
+    users: Tuple[UserAccount, ...] = (BUILD_USER,),
+    groups: Tuple[GroupAccount, ...] = (BUILD_GROUP,),
+    cache: Optional[str] = None,
+    allow_untrusted: bool = False,
+) -> PreparedEnvironment:
+    """Resolve `packages` against `repositories` (indexes verified with `keyring`: paths or URLs of public keys),
+    install them into a cached layer and describe the environment as LLB on top of `base`."""
+    arch = arch or host_arch()
+    keys = fetch_keys(keyring)
+    indexes = load_indexes(repositories, arch, make_keyring(keys), allow_untrusted)
+    resolution = resolve(packages, indexes)
+    options = InstallOptions(
+        world=tuple(sorted(set(packages))),
+        repositories=tuple(repositories),
+        keys=keys,
+        arch=arch,
+        users=users,
+        groups=groups,
+        base_passwd=read_base_file(base, "etc/passwd", cache),
+        base_group=read_base_file(base, "etc/group", cache),
+    )
+    digest = layer_digest(resolution, options)
+    layers = os.path.join(cache_dir(cache), "layers")
+    layer_dir = os.path.join(layers, digest)
+    manifest_path = layer_dir + ".json"
+    scriptlets = _load_manifest(manifest_path) if os.path.isdir(layer_dir) else None
+    if scriptlets is None:
+        fetched = fetch_packages(resolution.packages, cache)
+        os.makedirs(layers, exist_ok=True)
+        work = f"{layer_dir}.tmp-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            result = install(fetched, work, options)
+            shutil.rmtree(layer_dir, ignore_errors=True)
+            os.replace(work, layer_dir)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        scriptlets = result.scriptlets
+        tmp = manifest_path + f".tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(_manifest(scriptlets, result.packages))
+        os.replace(tmp, manifest_path)
+    layer_name = "melange-bk-env-" + digest[:32]
+    local_dirs = {layer_name: layer_dir}
+    root = local_rootfs(base, cache)
+    if root is not None:
+        local_dirs[BASE_LOCAL_NAME] = root
+    return PreparedEnvironment(
+        state=environment_state(base, layer_name, scriptlets),
+        local_dirs=tuple(sorted(local_dirs.items())),
+        layer_name=layer_name,
+        layer_dir=layer_dir,
+        resolution=resolution,
+        scriptlets=scriptlets,
+        base=base,
+    )
+
+
+def prepare_environment(
+    environment: plan.Environment,
+    *,
+    base: Base = NONE,
+    arch: Optional[str] = None,
+    extra_repositories: Sequence[str] = (),
+    extra_keyring: Sequence[str] = (),
+    cache: Optional[str] = None,
+    allow_untrusted: bool = False,
+) -> PreparedEnvironment:
+    """`prepare` for a build plan's environment (`extra_*` as melange's --repository-append/--keyring-append)."""
+    users, groups = accounts_from_plan(environment.accounts)
+    return prepare(
+        environment.packages,
+        tuple(environment.repositories) + tuple(extra_repositories),
+        tuple(environment.keyring) + tuple(extra_keyring),
+        base=base,
+        arch=arch,
+        users=users,
+        groups=groups,
+        cache=cache,
+        allow_untrusted=allow_untrusted,
+    )
