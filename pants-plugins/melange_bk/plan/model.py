@@ -74,7 +74,11 @@ class Step:
 
     def argv(self) -> Tuple[str, ...]:
         wd = "'" + self.workdir.replace("'", "'\\''") + "'"
-        script = f"set -e -o pipefail\n[ -d {wd} ] || mkdir -p {wd}\ncd {wd}\n{self.runs}\nexit 0"
+        # pipefail where the shell has it (busybox ash, bash); Debian's dash does not, and must not fail on it.
+        script = (
+            f"set -e\n(set -o pipefail) 2>/dev/null && set -o pipefail\n"
+            f"[ -d {wd} ] || mkdir -p {wd}\ncd {wd}\n{self.runs}\nexit 0"
+        )
         return ("/bin/sh", "-c", script)
 
 
