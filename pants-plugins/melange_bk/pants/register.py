@@ -1,6 +1,6 @@
 """Pants backend `melange_bk.pants`: melange packages built on BuildKit."""
 
-from melange_bk.pants import dependency_inference, graph_goal, tailor
+from melange_bk.pants import dependency_inference, graph_goal, package, tailor
 from melange_bk.pants.subsystem import MelangeSubsystem
 from melange_bk.pants.target_types import (
     MelangePackagesGenerator,
@@ -17,6 +17,7 @@ def rules():
     return [
         *dependency_inference.rules(),
         *graph_goal.rules(),
+        *package.rules(),
         *tailor.rules(),
         *MelangeSubsystem.rules(),
     ]

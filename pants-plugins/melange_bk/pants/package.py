@@ -1,0 +1,145 @@
+"""`pants package` for `melange_package`: build-time dependencies first, then one cached Process per package.
+
+The Process runs the core library's `melange-bk build` from a PEX against the BuildKit daemon. Its inputs are the
+package's folder (YAML + workspace files), the .apk files of the melange packages it depends on (each as its own
+local repository, with its index) and the signing key when configured: when none of them changed, Pants' process
+cache (local or remote) answers and BuildKit is not asked at all.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from typing import List, Tuple
+
+from pants.backend.python.target_types import EntryPoint
+from pants.backend.python.util_rules.pex import Pex, PexProcess
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.engine.addresses import Address
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.process import ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import DependenciesRequest, Targets
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from melange_bk.pants.subsystem import MelangeSubsystem
+from melange_bk.pants.target_types import MelangeArchField, MelangeDependenciesField, MelangeSourceField
+
+LIBRARY = Address("pants-plugins/melange_bk", target_name="lib")
+_HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+@dataclass(frozen=True)
+class MelangePackageFieldSet(PackageFieldSet):
+    required_fields = (MelangeSourceField,)
+
+    source: MelangeSourceField
+    dependencies: MelangeDependenciesField
+    arch: MelangeArchField
+    output_path: OutputPathField
+
+
+@dataclass(frozen=True)
+class MelangeBuilderPex:
+    pex: Pex
+
+
+@rule(desc="Building the melange-bk builder PEX", level=LogLevel.DEBUG)
+async def builder_pex() -> MelangeBuilderPex:
+    pex = await Get(
+        Pex,
+        PexFromTargetsRequest(
+            [LIBRARY],
+            output_filename="melange-bk.pex",
+            internal_only=True,
+            main=EntryPoint("melange_bk.cli.main", "main"),
+        ),
+    )
+    return MelangeBuilderPex(pex)
+
+
+def _arches(field_set: MelangePackageFieldSet) -> Tuple[str, ...]:
+    if field_set.arch.value:
+        return tuple(field_set.arch.value)
+    return (_HOST_ARCH.get(platform.machine(), platform.machine()),)
+
+
+@rule(desc="Building a melange package on BuildKit", level=LogLevel.DEBUG)
+async def package_melange(
+    field_set: MelangePackageFieldSet, melange: MelangeSubsystem, builder: MelangeBuilderPex
+) -> BuiltPackage:
+    yaml_path = field_set.source.file_path
+    folder = os.path.dirname(yaml_path)
+    deps = await Get(Targets, DependenciesRequest(field_set.dependencies))
+    dep_sets = [MelangePackageFieldSet.create(t) for t in deps if MelangePackageFieldSet.is_applicable(t)]
+    built = await MultiGet(Get(BuiltPackage, PackageFieldSet, fs) for fs in dep_sets)
+    # Each dependency's output (ARCH/*.apk + APKINDEX.tar.gz) becomes a local repository of its own.
+    repo_digests = await MultiGet(
+        Get(Digest, AddPrefix(b.digest, f"__deps/{i}")) for i, b in enumerate(built)
+    )
+    globs = [f"{folder}/**/*" if folder else "**/*", f"!{folder}/BUILD" if folder else "!BUILD"]
+    key_globs = [melange.signing_key] if melange.signing_key else []
+    workspace, key = await MultiGet(
+        Get(Digest, PathGlobs(globs)),
+        Get(Snapshot, PathGlobs(key_globs)),
+    )
+    if melange.signing_key and not key.files:
+        raise ValueError(
+            f"[melange].signing_key = {melange.signing_key!r} does not exist (a path relative to the build root)"
+        )
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(["BUILDKIT_HOST", "SOURCE_DATE_EPOCH"]))
+    addr = melange.buildkit_addr or env.get("BUILDKIT_HOST") or ""
+    argv: List[str] = [
+        "build",
+        yaml_path,
+        "--out-dir",
+        "__out",
+        "--progress",
+        melange.progress,
+        "--generate-index",
+    ]
+    for a in _arches(field_set):
+        argv += ["--arch", a]
+    if addr:
+        argv += ["--buildkit-addr", addr]
+    if melange.signing_key:
+        argv += ["--signing-key", melange.signing_key]
+    if melange.environment_base:
+        argv += ["--rootfs", melange.environment_base]
+    if not melange.cache_mounts:
+        argv += ["--no-cache-mounts"]
+    for d in melange.pipeline_dirs:
+        argv += ["--pipeline-dir", d]
+    for r in melange.repositories:
+        argv += ["--repository-append", r]
+    for k in melange.keyring:
+        argv += ["--keyring-append", k]
+    for i in range(len(built)):
+        argv += ["--repository-append", f"__deps/{i}"]
+    if env.get("SOURCE_DATE_EPOCH"):
+        argv += ["--source-date-epoch", env["SOURCE_DATE_EPOCH"]]
+    input_digest = await Get(Digest, MergeDigests([workspace, key.digest, *repo_digests]))
+    result = await Get(
+        ProcessResult,
+        PexProcess(
+            builder.pex,
+            argv=argv,
+            input_digest=input_digest,
+            output_directories=("__out",),
+            description=f"melange-bk build {yaml_path}",
+            level=LogLevel.INFO,
+        ),
+    )
+    out = await Get(Digest, RemovePrefix(result.output_digest, "__out"))
+    prefix = field_set.output_path.value_or_default(file_ending=None)
+    out = await Get(Digest, AddPrefix(out, prefix))
+    snapshot = await Get(Snapshot, Digest, out)
+    return BuiltPackage(out, tuple(BuiltPackageArtifact(f) for f in snapshot.files))
+
+
+def rules():
+    return [*collect_rules(), UnionRule(PackageFieldSet, MelangePackageFieldSet)]
