@@ -65,10 +65,20 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
         env.update(dict(req.extra_env))
         plan = replace(plan, environment=replace(plan.environment, env=tuple(sorted(env.items()))))
     env_state, local_dirs = environment_for(plan, req.environment)
-    graph = build_graph(plan, env_state, GraphOptions(source_date_epoch=req.source_date_epoch, cache_mounts=req.cache_mounts))
-    source_dir = req.source_dir or os.path.dirname(os.path.abspath(req.config_file))
+    source_dir = os.path.abspath(req.source_dir or os.path.dirname(os.path.abspath(req.config_file)))
     if not os.path.isdir(source_dir):
         raise MelangeError(f"source directory {source_dir} does not exist")
+    exclude: Tuple[str, ...] = ()
+    yaml_abs = os.path.abspath(req.config_file)
+    if os.path.dirname(yaml_abs) == source_dir:
+        exclude = (os.path.basename(yaml_abs),)
+    graph = build_graph(
+        plan,
+        env_state,
+        GraphOptions(
+            source_date_epoch=req.source_date_epoch, cache_mounts=req.cache_mounts, workspace_exclude=exclude
+        ),
+    )
     local_dirs = dict(local_dirs)
     local_dirs[WORKSPACE] = os.path.abspath(source_dir)
     return plan, graph.marshal(), local_dirs

@@ -40,6 +40,9 @@ class GraphOptions:
     source_date_epoch: int = 0
     cache_mounts: bool = True
     user: str = ""  # "" → the plan's accounts.run-as, else root
+    # Workspace paths not uploaded: the YAML itself when it sits in the workspace, so that editing one step
+    # re-runs that step and the later ones only (the steps' scripts are in the LLB already).
+    workspace_exclude: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOpt
     pkg = plan.package.name
     names = [pkg] + [s.name for s in plan.subpackages]
     actions = llb.copy(
-        llb.local(WORKSPACE, exclude=("melange-out",), custom_name="workspace"),
+        llb.local(WORKSPACE, exclude=("melange-out",) + tuple(opts.workspace_exclude), custom_name="workspace"),
         "/",
         WORKDIR,
         copy_dir_contents=True,
