@@ -29,7 +29,9 @@ _VERSION_RE = re.compile(
     r"(?:-r(?P<rev>[0-9]+))?$"
 )
 _SUFFIX_RE = re.compile(r"_(alpha|beta|pre|rc|cvs|svn|git|hg|p)([0-9]*)")
-_DEP_RE = re.compile(r"^(?P<neg>!?)(?P<name>[^=<>~!\s]+)(?:(?P<op>==|=~|<=|>=|=|<|>|~)(?P<version>[^=<>~!\s]\S*))?$")
+_DEP_RE = re.compile(
+    r"^(?P<neg>!?)(?P<name>[^=<>~!\s]+)(?:(?P<op>==|=~|<=|>=|=|<|>|~)(?P<version>[^=<>~!\s]\S*))?$"
+)
 OPS = ("=", "<", "<=", ">", ">=", "~")
 
 

@@ -110,7 +110,9 @@ RepoFactory = Callable[..., Path]
 def make_repo(tmp_path: Path, key: Key) -> RepoFactory:
     counter = [0]
 
-    def make(packages: Sequence[Pkg], signer: Optional[Key] = key, index_signer: Optional[Key] = None) -> Path:
+    def make(
+        packages: Sequence[Pkg], signer: Optional[Key] = key, index_signer: Optional[Key] = None
+    ) -> Path:
         counter[0] += 1
         return build_repo(tmp_path / f"repo{counter[0]}", packages, signer, index_signer)
 

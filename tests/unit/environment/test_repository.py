@@ -54,7 +54,9 @@ def _keyring(key: Key):
 
 @pytest.fixture
 def repo(make_repo: RepoFactory) -> Path:
-    return make_repo([Pkg("hello", "1.0-r0", files={"usr/bin/hello": b"#!/bin/sh\necho hi\n"}), Pkg("lib", "2.1-r3")])
+    return make_repo(
+        [Pkg("hello", "1.0-r0", files={"usr/bin/hello": b"#!/bin/sh\necho hi\n"}), Pkg("lib", "2.1-r3")]
+    )
 
 
 def _locations(repo: Path, serve) -> dict:
@@ -120,7 +122,10 @@ def test_package_whose_checksum_differs_from_the_index_is_refused(
     # Same name and version, different content: a different control segment (datahash), so a different Q1.
     (tmp_path / "evil").mkdir()
     other = build_package(
-        Pkg("hello", "1.0-r0", files={"usr/bin/hello": b"evil\n"}), tmp_path / "evil", key.signing_key(), tmp_path
+        Pkg("hello", "1.0-r0", files={"usr/bin/hello": b"evil\n"}),
+        tmp_path / "evil",
+        key.signing_key(),
+        tmp_path,
     )
     shutil.copyfile(other, repo / ARCH / "hello-1.0-r0.apk")
     with pytest.raises(RepositoryError, match="checksum mismatch: the index says Q1"):

@@ -9,7 +9,9 @@ from melange_bk.environment.repository import Package
 from melange_bk.environment.resolver import ResolveError, resolve
 
 
-def P(name: str, version: str = "1.0-r0", depends=(), provides=(), priority: int = 0, repo: str = "r") -> Package:
+def P(
+    name: str, version: str = "1.0-r0", depends=(), provides=(), priority: int = 0, repo: str = "r"
+) -> Package:
     entry = IndexEntry(
         checksum="Q1" + "A" * 27 + "=",
         name=name,
@@ -33,7 +35,13 @@ def test_highest_version_wins() -> None:
 
 @pytest.mark.parametrize(
     "constraint,version",
-    [("a<1.9", "1.0-r0"), ("a>=1.9", "1.10-r0"), ("a=1.9-r3", "1.9-r3"), ("a~1.9", "1.9-r3"), ("a<=1.9-r3", "1.9-r3")],
+    [
+        ("a<1.9", "1.0-r0"),
+        ("a>=1.9", "1.10-r0"),
+        ("a=1.9-r3", "1.9-r3"),
+        ("a~1.9", "1.9-r3"),
+        ("a<=1.9-r3", "1.9-r3"),
+    ],
 )
 def test_version_constraints(constraint: str, version: str) -> None:
     pkgs = [P("a", "1.0-r0"), P("a", "1.10-r0"), P("a", "1.9-r3")]
@@ -41,8 +49,13 @@ def test_version_constraints(constraint: str, version: str) -> None:
 
 
 def test_transitive_depends_and_install_order() -> None:
-    pkgs = [P("app", depends=["lib>=2", "tool"]), P("lib", "2.0-r0", depends=["base"]), P("lib", "1.0-r0"),
-            P("tool", depends=["base"]), P("base")]
+    pkgs = [
+        P("app", depends=["lib>=2", "tool"]),
+        P("lib", "2.0-r0", depends=["base"]),
+        P("lib", "1.0-r0"),
+        P("tool", depends=["base"]),
+        P("base"),
+    ]
     res = resolve(["app"], packages=pkgs)
     assert [p.name for p in res.packages] == ["base", "lib", "tool", "app"]
     assert {p.name: p.version for p in res.packages}["lib"] == "2.0-r0"
@@ -73,7 +86,10 @@ def test_versionless_provide_does_not_satisfy_a_version_constraint() -> None:
 
 def test_highest_provided_version_then_priority_then_name() -> None:
     # Same provided version: the higher provider_priority wins.
-    pkgs = [P("openssl", provides=["so:libssl.so.3=3"], priority=10), P("libressl", provides=["so:libssl.so.3=3"], priority=20)]
+    pkgs = [
+        P("openssl", provides=["so:libssl.so.3=3"], priority=10),
+        P("libressl", provides=["so:libssl.so.3=3"], priority=20),
+    ]
     assert chosen(["so:libssl.so.3"], pkgs) == {"libressl": "1.0-r0"}
     # A higher provided version beats priority.
     pkgs = [P("old", provides=["v=1"], priority=100), P("new", provides=["v=2"], priority=1)]
@@ -94,7 +110,11 @@ def test_exact_name_beats_a_provider() -> None:
 
 
 def test_already_chosen_provider_is_reused() -> None:
-    pkgs = [P("app", depends=["busybox", "cmd:sh"]), P("busybox", provides=["cmd:sh"]), P("bash", provides=["cmd:sh"], priority=999)]
+    pkgs = [
+        P("app", depends=["busybox", "cmd:sh"]),
+        P("busybox", provides=["cmd:sh"]),
+        P("bash", provides=["cmd:sh"], priority=999),
+    ]
     assert chosen(["app"], pkgs) == {"app": "1.0-r0", "busybox": "1.0-r0"}
 
 
@@ -117,7 +137,12 @@ def test_backtracks_to_an_older_version() -> None:
 
 
 def test_one_version_per_name() -> None:
-    pkgs = [P("x", depends=["lib=1.0-r0"]), P("y", depends=["lib=2.0-r0"]), P("lib", "1.0-r0"), P("lib", "2.0-r0")]
+    pkgs = [
+        P("x", depends=["lib=1.0-r0"]),
+        P("y", depends=["lib=2.0-r0"]),
+        P("lib", "1.0-r0"),
+        P("lib", "2.0-r0"),
+    ]
     with pytest.raises(ResolveError) as e:
         resolve(["x", "y"], packages=pkgs)
     msg = str(e.value)
@@ -137,7 +162,10 @@ def test_unsatisfiable_version_lists_what_is_available() -> None:
     pkgs = [P("app", depends=["lib>=3"]), P("lib", "1.0-r0"), P("lib", "2.0-r0")]
     with pytest.raises(ResolveError) as e:
         resolve(["app"], packages=pkgs)
-    assert str(e.value) == '"lib>=3" (required by app-1.0-r0) cannot be satisfied: available: lib-1.0-r0, lib-2.0-r0'
+    assert (
+        str(e.value)
+        == '"lib>=3" (required by app-1.0-r0) cannot be satisfied: available: lib-1.0-r0, lib-2.0-r0'
+    )
     assert e.value.exit_code == 2
 
 
@@ -153,8 +181,13 @@ def test_first_repository_wins_for_the_same_package() -> None:
 
 
 def test_deterministic_whatever_the_input_order() -> None:
-    pkgs = [P("app", depends=["so:libx.so.1", "cmd:sh"]), P("libx", "1.0-r0", provides=["so:libx.so.1=1"]),
-            P("libx2", "1.0-r0", provides=["so:libx.so.1=1"]), P("busybox", provides=["cmd:sh"]), P("dash", provides=["cmd:sh"])]
+    pkgs = [
+        P("app", depends=["so:libx.so.1", "cmd:sh"]),
+        P("libx", "1.0-r0", provides=["so:libx.so.1=1"]),
+        P("libx2", "1.0-r0", provides=["so:libx.so.1=1"]),
+        P("busybox", provides=["cmd:sh"]),
+        P("dash", provides=["cmd:sh"]),
+    ]
     first = resolve(["app"], packages=pkgs)
     again = resolve(["app"], packages=list(reversed(pkgs)))
     assert [str(p) for p in first.packages] == [str(p) for p in again.packages]
