@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import tarfile
+import uuid
 from pathlib import Path
 from typing import Dict, List
 
@@ -124,8 +125,9 @@ def test_rebuild_is_cached_and_byte_identical(
     for name in ("demo-1.2.3-r4.apk", "demo-doc-1.2.3-r4.apk"):
         assert (out1 / "x86_64" / name).read_bytes() == (out2 / "x86_64" / name).read_bytes()
     # Change the second step: the first stays cached, the second and the subpackage's step run again.
+    # (A fresh text each run: the daemon's cache outlives this test.)
     y = workspace / "melange.yaml"
-    y.write_text(y.read_text().replace('echo "step two ran"', 'echo "step two changed"'))
+    y.write_text(y.read_text().replace('echo "step two ran"', f'echo "step two changed {uuid.uuid4().hex}"'))
     assert _build(workspace, out3, busybox_root, buildkit_addr, keys) == 0
     third = _vertices(_statuses(capsys))
     by_step = {n.split("] ", 1)[1]: c for n, c in third.items() if "] step " in n}

@@ -51,7 +51,9 @@ def _tar_rootfs(path: str, cache_dir: str) -> str:
                 name = member.name.lstrip("./")
                 if member.name.startswith("/") or ".." in member.name.split("/"):
                     raise MelangeError(f"{path}: unsafe member {member.name!r} in the rootfs tarball")
-                if (member.islnk()) and (member.linkname.startswith("/") or ".." in member.linkname.split("/")):
+                if (member.islnk()) and (
+                    member.linkname.startswith("/") or ".." in member.linkname.split("/")
+                ):
                     raise MelangeError(f"{path}: unsafe hardlink {name!r} in the rootfs tarball")
             tf.extractall(os.path.join(tmp, "root"), numeric_owner=True)
     except (OSError, tarfile.TarError) as e:
@@ -71,9 +73,15 @@ def base_state(opts: EnvironmentOptions) -> Tuple[llb.State, Dict[str, str]]:
         return llb.scratch(), {}
     if base.startswith("image:"):
         return llb.image(base[len("image:") :], custom_name="base image"), {}
-    path = base[len("dir:") :] if base.startswith("dir:") else base[len("tar:") :] if base.startswith("tar:") else base
+    path = (
+        base[len("dir:") :]
+        if base.startswith("dir:")
+        else base[len("tar:") :] if base.startswith("tar:") else base
+    )
     if not os.path.exists(path):
-        raise ConfigError(f"environment base {path!r} does not exist (a rootfs directory, a .tar, or image:REF@sha256:…)")
+        raise ConfigError(
+            f"environment base {path!r} does not exist (a rootfs directory, a .tar, or image:REF@sha256:…)"
+        )
     if os.path.isfile(path):
         path = _tar_rootfs(path, opts.cache_dir)
     state = llb.file(

@@ -64,7 +64,11 @@ def platform_for(arch: str) -> llb.Platform:
 
 
 def _step_name(pkg: str, step: Step) -> str:
-    what = step.name or (f"uses {step.uses}" if step.uses else step.runs.strip().splitlines()[0][:60] if step.runs.strip() else "")
+    what = step.name or (
+        f"uses {step.uses}"
+        if step.uses
+        else step.runs.strip().splitlines()[0][:60] if step.runs.strip() else ""
+    )
     return f"[{pkg}] step {step.id}: {what}".rstrip()
 
 
@@ -89,8 +93,17 @@ def _place_sources(root: llb.State, step: Step) -> llb.State:
             custom_name=f"place {name} for step {step.id}",
         )
     if isinstance(src, GitSource):
-        repo = llb.git(src.repository, src.commit, keep_git_dir=True, custom_name=f"git {src.repository}@{src.commit[:12]}")
-        dest = src.destination if src.destination.startswith("/") else posixpath.join(step.workdir, src.destination)
+        repo = llb.git(
+            src.repository,
+            src.commit,
+            keep_git_dir=True,
+            custom_name=f"git {src.repository}@{src.commit[:12]}",
+        )
+        dest = (
+            src.destination
+            if src.destination.startswith("/")
+            else posixpath.join(step.workdir, src.destination)
+        )
         return llb.file(
             root,
             llb.copy(repo, "/", posixpath.normpath(dest), copy_dir_contents=True, create_dest_path=True),
@@ -99,7 +112,14 @@ def _place_sources(root: llb.State, step: Step) -> llb.State:
     return root
 
 
-def _run_steps(root: llb.State, pkg: str, steps: Tuple[Step, ...], env: Dict[str, str], user: str, mounts: List[llb.Mount]) -> llb.State:
+def _run_steps(
+    root: llb.State,
+    pkg: str,
+    steps: Tuple[Step, ...],
+    env: Dict[str, str],
+    user: str,
+    mounts: List[llb.Mount],
+) -> llb.State:
     for step in steps:
         root = _place_sources(root, step)
         step_env = dict(env)
@@ -123,7 +143,9 @@ def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOpt
     pkg = plan.package.name
     names = [pkg] + [s.name for s in plan.subpackages]
     actions = llb.copy(
-        llb.local(WORKSPACE, exclude=("melange-out",) + tuple(opts.workspace_exclude), custom_name="workspace"),
+        llb.local(
+            WORKSPACE, exclude=("melange-out",) + tuple(opts.workspace_exclude), custom_name="workspace"
+        ),
         "/",
         WORKDIR,
         copy_dir_contents=True,
@@ -142,6 +164,8 @@ def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOpt
     for sub in plan.subpackages:
         root = _run_steps(root, sub.name, sub.steps, env, user, mounts)
     out = llb.file(
-        llb.scratch(), llb.copy(root, OUT_DIR, "/", copy_dir_contents=True), custom_name=f"[{pkg}] melange-out"
+        llb.scratch(),
+        llb.copy(root, OUT_DIR, "/", copy_dir_contents=True),
+        custom_name=f"[{pkg}] melange-out",
     )
     return BuildGraph(state=out, platform=platform_for(plan.arch), local_names=(WORKSPACE,))

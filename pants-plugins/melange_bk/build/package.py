@@ -38,7 +38,15 @@ def specs(plan: BuildPlan) -> Tuple[PackageSpec, ...]:
     p = plan.package
     main = PackageSpec(p.name, p.description, p.url, p.commit, p.dependencies, p.options, p.scriptlets)
     subs = tuple(
-        PackageSpec(s.name, s.description, s.url or p.url, s.commit or p.commit, s.dependencies, s.options, s.scriptlets)
+        PackageSpec(
+            s.name,
+            s.description,
+            s.url or p.url,
+            s.commit or p.commit,
+            s.dependencies,
+            s.options,
+            s.scriptlets,
+        )
         for s in plan.subpackages
     )
     return (main,) + subs
@@ -105,8 +113,12 @@ def write_packages(
             depends=depends,
             provides=provides,
             replaces=tuple(sorted(s.dependencies.replaces)),
-            provider_priority=_priority(s.dependencies.provider_priority, f"{s.name}: provider-priority", plan),
-            replaces_priority=_priority(s.dependencies.replaces_priority, f"{s.name}: replaces-priority", plan),
+            provider_priority=_priority(
+                s.dependencies.provider_priority, f"{s.name}: provider-priority", plan
+            ),
+            replaces_priority=_priority(
+                s.dependencies.replaces_priority, f"{s.name}: replaces-priority", plan
+            ),
             triggers=tuple(s.scriptlets.trigger_paths) if s.scriptlets.trigger_script else (),
         )
         written.append(

@@ -124,7 +124,9 @@ class Session:
         if via not in ("auto", "upgrade", "stream"):
             raise ValueError(f"unknown session transport {via!r}")
         if via == "upgrade" and not client.docker_socket:
-            raise BuildKitError(f"session transport 'upgrade' needs a docker-unix:// address, not {client.address}")
+            raise BuildKitError(
+                f"session transport 'upgrade' needs a docker-unix:// address, not {client.address}"
+            )
         if client.docker_socket and via != "stream":
             upstream, rest = upgrade(client.docker_socket, "/session", self.headers())
             local = self._connect_local()
