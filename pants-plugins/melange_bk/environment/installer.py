@@ -19,6 +19,7 @@ import base64
 import hashlib
 import io
 import os
+import shutil
 import stat
 import tarfile
 import urllib.parse
@@ -294,3 +295,58 @@ def _normalize_dirs(root: str, times: Dict[str, int]) -> None:
                 t = times.get(os.path.relpath(p, root), 0)
                 os.utime(p, (t, t))
     os.utime(root, (0, 0))
+
+
+# ------------------------------------------------------------------------------------- fitting onto a local base
+
+
+def base_links(base_root: str) -> Tuple[Tuple[str, str], ...]:
+    """Symlinks at the top of a base rootfs and in its usr/ (`bin -> usr/bin` on a merged-/usr system), sorted."""
+    links = []
+    for parent in ("", "usr"):
+        d = os.path.join(base_root, parent)
+        if os.path.islink(d) or not os.path.isdir(d):
+            continue
+        for name in sorted(os.listdir(d)):
+            p = os.path.join(d, name)
+            if os.path.islink(p):
+                links.append((f"{parent}/{name}" if parent else name, os.readlink(p)))
+    return tuple(links)
+
+
+def _merge_into(src: str, dst: str) -> None:
+    os.makedirs(dst, exist_ok=True)
+    for name in sorted(os.listdir(src)):
+        s, d = os.path.join(src, name), os.path.join(dst, name)
+        if os.path.isdir(s) and not os.path.islink(s) and os.path.isdir(d) and not os.path.islink(d):
+            _merge_into(s, d)
+            continue
+        if os.path.isdir(d) and not os.path.islink(d):
+            shutil.rmtree(d)
+        elif os.path.lexists(d):
+            os.unlink(d)
+        os.rename(s, d)
+    st = os.lstat(src)
+    os.rmdir(src)
+    os.utime(dst, (st.st_mtime, st.st_mtime))
+
+
+def fit_to_base(layer: str, links: Sequence[Tuple[str, str]]) -> Tuple[str, ...]:
+    """Moves layer directories that the base has as symlinks to directories (merged /usr: `lib -> usr/lib`) to
+    the symlinks' targets: BuildKit's copy cannot put a directory where the base has a symlink. Returns the
+    relocated paths."""
+    moved = []
+    for rel, target in links:
+        here = os.path.join(layer, rel)
+        if os.path.islink(here) or not os.path.isdir(here):
+            continue
+        dest = (
+            target.lstrip("/")
+            if target.startswith("/")
+            else os.path.normpath(os.path.join(os.path.dirname(rel), target))
+        )
+        if dest.startswith("..") or dest in ("", ".") or os.path.isabs(dest):
+            continue
+        _merge_into(here, secure_join(layer, dest, follow_last=True))
+        moved.append(rel)
+    return tuple(moved)

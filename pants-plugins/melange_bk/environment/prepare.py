@@ -29,6 +29,8 @@ from melange_bk.environment.installer import (
     InstallOptions,
     Scriptlet,
     UserAccount,
+    base_links,
+    fit_to_base,
     install,
 )
 from melange_bk.environment.loader import BASE_LOCAL_NAME, environment_state
@@ -86,8 +88,11 @@ def accounts_from_plan(
     return users, groups
 
 
-def layer_digest(resolution: Resolution, options: InstallOptions) -> str:
+def layer_digest(
+    resolution: Resolution, options: InstallOptions, links: Sequence[Tuple[str, str]] = ()
+) -> str:
     doc = {
+        "base_links": [list(x) for x in links],
         "format": LAYER_FORMAT,
         "arch": options.arch,
         "packages": [[p.name, p.version, p.checksum] for p in resolution.packages],
@@ -151,7 +156,9 @@ def prepare(
         base_passwd=read_base_file(base, "etc/passwd", cache),
         base_group=read_base_file(base, "etc/group", cache),
     )
-    digest = layer_digest(resolution, options)
+    root = local_rootfs(base, cache)
+    links = base_links(root) if root is not None else ()
+    digest = layer_digest(resolution, options, links)
     layers = os.path.join(cache_dir(cache), "layers")
     layer_dir = os.path.join(layers, digest)
     manifest_path = layer_dir + ".json"
@@ -163,6 +170,7 @@ def prepare(
         shutil.rmtree(work, ignore_errors=True)
         try:
             result = install(fetched, work, options)
+            fit_to_base(work, links)
             shutil.rmtree(layer_dir, ignore_errors=True)
             os.replace(work, layer_dir)
         finally:
@@ -174,7 +182,6 @@ def prepare(
         os.replace(tmp, manifest_path)
     layer_name = "melange-bk-env-" + digest[:32]
     local_dirs = {layer_name: layer_dir}
-    root = local_rootfs(base, cache)
     if root is not None:
         local_dirs[BASE_LOCAL_NAME] = root
     return PreparedEnvironment(

@@ -21,6 +21,8 @@ from melange_bk.environment.installer import (
     InstallError,
     InstallOptions,
     UserAccount,
+    base_links,
+    fit_to_base,
     install,
 )
 from melange_bk.environment.repository import fetch_keys, fetch_packages, load_index, make_keyring
@@ -281,3 +283,26 @@ def test_absolute_symlink_from_one_package_cannot_redirect_another(
     _install(repo, key, ["a-link", "b-file"], dest, cache)
     assert not (outside / "planted").exists()
     assert (dest / str(outside).lstrip("/") / "planted").read_bytes() == b"x", "resolved inside the layer"
+
+
+def test_fit_to_a_merged_usr_base(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    (base / "usr/lib").mkdir(parents=True)
+    (base / "usr/bin").mkdir()
+    os.symlink("usr/lib", base / "lib")
+    os.symlink("/usr/bin", base / "bin")
+    os.symlink("../etc", base / "usr/etc-link")
+    links = base_links(str(base))
+    assert links == (("bin", "/usr/bin"), ("lib", "usr/lib"), ("usr/etc-link", "../etc"))
+    layer = tmp_path / "layer"
+    (layer / "lib/apk/db").mkdir(parents=True)
+    (layer / "lib/apk/db/installed").write_text("db")
+    (layer / "usr/lib").mkdir(parents=True)
+    (layer / "usr/lib/libx.so").write_text("x")
+    (layer / "bin").mkdir()
+    (layer / "bin/tool").write_text("t")
+    assert fit_to_base(str(layer), links) == ("bin", "lib")
+    assert not (layer / "lib").exists() and not (layer / "bin").exists()
+    assert (layer / "usr/lib/apk/db/installed").read_text() == "db"
+    assert (layer / "usr/lib/libx.so").read_text() == "x"
+    assert (layer / "usr/bin/tool").read_text() == "t"
