@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import os
@@ -222,6 +223,15 @@ def _merge_accounts(root: str, options: InstallOptions) -> None:
         os.utime(path, (0, 0))
 
 
+def _normalized(m: DataMember) -> DataMember:
+    """`./usr/bin/x` and `usr/bin/x/` as `usr/bin/x` (extraction refuses anything worse)."""
+    name = m.name
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    return m if name == m.name else dataclasses.replace(m, name=name)
+
+
 def install(packages: Sequence[FetchedPackage], dest: str, options: InstallOptions) -> InstallResult:
     """Extracts `packages` (in install order) into `dest` and writes apk's database and the accounts."""
     os.makedirs(dest, exist_ok=True)
@@ -239,7 +249,7 @@ def install(packages: Sequence[FetchedPackage], dest: str, options: InstallOptio
         pkg = fp.package
         ident = str(pkg)
         try:
-            members = list_files(fp.path, fp.contents)
+            members = [_normalized(m) for m in list_files(fp.path, fp.contents)]
             replaces = set(fp.contents.info.replaces)
             for m in members:
                 if m.kind == "dir":

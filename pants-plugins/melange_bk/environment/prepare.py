@@ -171,8 +171,12 @@ def prepare(
         try:
             result = install(fetched, work, options)
             fit_to_base(work, links)
-            shutil.rmtree(layer_dir, ignore_errors=True)
-            os.replace(work, layer_dir)
+            try:
+                os.rename(work, layer_dir)
+            except OSError:
+                if not os.path.isdir(layer_dir):
+                    raise
+                # another process installed the same layer (same digest, same content) first: use theirs
         finally:
             shutil.rmtree(work, ignore_errors=True)
         scriptlets = result.scriptlets

@@ -306,3 +306,14 @@ def test_fit_to_a_merged_usr_base(tmp_path: Path) -> None:
     assert (layer / "usr/lib/apk/db/installed").read_text() == "db"
     assert (layer / "usr/lib/libx.so").read_text() == "x"
     assert (layer / "usr/bin/tool").read_text() == "t"
+
+
+def test_foreign_dot_slash_names_are_recorded_plainly(tmp_path: Path, key: Key, cache: str) -> None:
+    members = [_entry("./usr/", tarfile.DIRTYPE), _entry("./usr/bin/", tarfile.DIRTYPE),
+               _entry("./usr/bin/tool", content=b"t")]  # fmt: skip
+    repo = _hostile_repo(tmp_path / "repo", key, [("foreign", members)])
+    dest = tmp_path / "layer"
+    _install(repo, key, ["foreign"], dest, cache)
+    assert (dest / "usr/bin/tool").read_bytes() == b"t"
+    db = (dest / "lib/apk/db/installed").read_text().splitlines()
+    assert "F:usr/bin" in db and "R:tool" in db and not any(line.startswith("F:.") for line in db)
