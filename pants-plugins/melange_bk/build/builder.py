@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple
 from melange_bk import llb
 from melange_bk.apk import load_signing_key
 from melange_bk.apk.index import write_index
-from melange_bk.build.environment import EnvironmentOptions, base_state
+from melange_bk.build.environment import EnvironmentOptions, environment_for
 from melange_bk.build.llbgen import WORKSPACE, GraphOptions, build_graph
 from melange_bk.build.package import write_packages
 from melange_bk.buildkit.address import TLSConfig
@@ -82,23 +82,6 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
     local_dirs = dict(local_dirs)
     local_dirs[WORKSPACE] = os.path.abspath(source_dir)
     return plan, graph.marshal(), local_dirs
-
-
-def environment_for(plan: BuildPlan, opts: EnvironmentOptions) -> Tuple[llb.State, Dict[str, str]]:
-    state, local_dirs = base_state(opts)
-    packages = tuple(plan.environment.packages) + tuple(opts.packages_append)
-    try:
-        from melange_bk.environment import loader  # the environment layer (APK repositories → layer)
-    except ImportError:  # pragma: no cover - layer not present
-        loader = None  # type: ignore[assignment]
-    if packages and loader is not None and hasattr(loader, "install_environment"):
-        return loader.install_environment(plan, opts, state, local_dirs)  # type: ignore[no-any-return]
-    if packages and not opts.base:
-        raise MelangeError(
-            f"{plan.file}: environment.contents.packages ({', '.join(packages)}) cannot be installed: "
-            "no APK repository support in this build; give a base rootfs with --rootfs"
-        )
-    return state, local_dirs
 
 
 def build(req: BuildRequest) -> BuildResult:

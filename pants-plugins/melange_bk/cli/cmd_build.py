@@ -70,10 +70,15 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
         help="extra package in the build environment (repeatable)",
     )
     p.add_argument(
+        "--allow-untrusted",
+        action="store_true",
+        help="accept repository indexes without a trusted signature (local development only)",
+    )
+    p.add_argument(
         "--rootfs",
         default="",
         metavar="BASE",
-        help="environment base: a rootfs directory, a .tar, or image:REF@sha256:… (default: none, packages only)",
+        help="environment base: a rootfs directory or .tar (also dir:PATH, tar:PATH), image:REF@sha256:…, or none (default: packages only, as with Wolfi)",
     )
     p.add_argument(
         "--env-file", default="", metavar="FILE", help="KEY=VALUE lines added to the build environment"
@@ -172,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         keyring_append=tuple(args.keyring_append),
         packages_append=tuple(args.package_append),
         cache_dir=args.cache_dir,
+        allow_untrusted=args.allow_untrusted,
     )
     base = builder.BuildRequest(
         config_file=args.file,

@@ -32,24 +32,49 @@ BUSYBOX = "/bin/busybox"
 DEBIAN_PROVIDED = (
     "autoconf",
     "automake",
+    "bash",
+    "binutils",
     "build-base",
     "bzip2",
     "ca-certificates-bundle",
     "cmake",
+    "coreutils",
+    "diffutils",
     "file",
+    "findutils",
+    "gcc",
     "git",
+    "grep",
+    "gzip",
     "libtool",
+    "make",
     "meson",
     "ninja",
     "patch",
     "perl",
     "pkgconf",
     "python3",
+    "scanelf",
+    "sed",
+    "tar",
     "wget",
     "xz",
     "zstd",
 )
 META_VERSION = "0-r0"
+# Libraries of the Debian build rootfs, as the `so:` names that SCA puts in packages built on it.
+_LOADER = {"x86_64": "ld-linux-x86-64.so.2", "aarch64": "ld-linux-aarch64.so.1"}
+DEBIAN_LIBS = (
+    ("glibc", ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libresolv.so.2",
+               "libutil.so.1", "libcrypt.so.1")),
+    ("libgcc", ("libgcc_s.so.1",)),
+    ("libstdc++", ("libstdc++.so.6",)),
+    ("zlib", ("libz.so.1",)),
+)  # fmt: skip
+
+
+def _so_provides(sonames: Tuple[str, ...]) -> Tuple[str, ...]:
+    return tuple(sorted(f"so:{n}={n.split('.so.', 1)[1]}" for n in sonames))
 
 
 @dataclass(frozen=True)
@@ -156,6 +181,22 @@ def build_bootstrap_repo(
                     epoch=int(e),
                     arch=arch,
                     description="provided by the Debian build rootfs (bin/rootfs debian-build); no files",
+                )
+                written.append(
+                    write_apk(empty, os.path.join(arch_dir, f"{name}-{META_VERSION}.apk"), meta,
+                              signing_key=key, options=options)  # fmt: skip
+                )
+            for name, sonames in DEBIAN_LIBS:
+                if name == "glibc" and arch in _LOADER:
+                    sonames = sonames + (_LOADER[arch],)
+                v, _, e = META_VERSION.rpartition("-r")
+                meta = PkgInfo(
+                    name=name,
+                    version=v,
+                    epoch=int(e),
+                    arch=arch,
+                    description="libraries of the Debian build rootfs (bin/rootfs debian-build); no files",
+                    provides=_so_provides(sonames),
                 )
                 written.append(
                     write_apk(empty, os.path.join(arch_dir, f"{name}-{META_VERSION}.apk"), meta,

@@ -78,19 +78,22 @@ async def package_melange(
     dep_sets = [MelangePackageFieldSet.create(t) for t in deps if MelangePackageFieldSet.is_applicable(t)]
     built = await MultiGet(Get(BuiltPackage, PackageFieldSet, fs) for fs in dep_sets)
     # Each dependency's output (ARCH/*.apk + APKINDEX.tar.gz) becomes a local repository of its own.
-    repo_digests = await MultiGet(
-        Get(Digest, AddPrefix(b.digest, f"__deps/{i}")) for i, b in enumerate(built)
+    unprefixed = await MultiGet(
+        Get(Digest, RemovePrefix(b.digest, fs.output_path.value_or_default(file_ending=None)))
+        for b, fs in zip(built, dep_sets)
     )
+    repo_digests = await MultiGet(Get(Digest, AddPrefix(d, f"__deps/{i}")) for i, d in enumerate(unprefixed))
     globs = [f"{folder}/**/*" if folder else "**/*", f"!{folder}/BUILD" if folder else "!BUILD"]
-    key_globs = [melange.signing_key] if melange.signing_key else []
+    # A key inside the repository is an input (its content is part of the cache key); an absolute path (e.g. a
+    # git-ignored key under .cache/) is read by the builder at run time: change its path to rebuild with another.
+    key_path = melange.signing_key or ""
+    key_globs = [key_path] if key_path and not os.path.isabs(key_path) else []
     workspace, key = await MultiGet(
         Get(Digest, PathGlobs(globs)),
         Get(Snapshot, PathGlobs(key_globs)),
     )
-    if melange.signing_key and not key.files:
-        raise ValueError(
-            f"[melange].signing_key = {melange.signing_key!r} does not exist (a path relative to the build root)"
-        )
+    if key_globs and not key.files:
+        raise ValueError(f"[melange].signing_key = {key_path!r} does not exist (relative to the build root)")
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["BUILDKIT_HOST", "SOURCE_DATE_EPOCH"]))
     addr = melange.buildkit_addr or env.get("BUILDKIT_HOST") or ""
     argv: List[str] = [
@@ -120,6 +123,11 @@ async def package_melange(
         argv += ["--keyring-append", k]
     for i in range(len(built)):
         argv += ["--repository-append", f"__deps/{i}"]
+    if built and key_path:
+        # The dependencies' indexes are signed with our own key: trust its public half for them.
+        argv += ["--keyring-append", key_path + ".pub"]
+    elif built:
+        argv += ["--allow-untrusted"]
     if env.get("SOURCE_DATE_EPOCH"):
         argv += ["--source-date-epoch", env["SOURCE_DATE_EPOCH"]]
     input_digest = await Get(Digest, MergeDigests([workspace, key.digest, *repo_digests]))
