@@ -11,6 +11,7 @@ A bare path is read as `dir:` (or `tar:` when it names a file).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -125,19 +126,24 @@ def local_rootfs(base: Base, cache: Optional[str] = None) -> Optional[str]:
     if os.path.isdir(dest):
         return dest
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    work = dest + f".tmp-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    try:
-        with tarfile.open(base.location) as tar:
-            members = _safe_members(tar, base.location)
-            kwargs = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(work, members=members, numeric_owner=True, **kwargs)  # noqa: S202 (checked above)
-        os.replace(work, dest)
-    except (OSError, tarfile.TarError) as e:
-        raise BaseError(f"cannot unpack the base rootfs tarball: {e}", path=base.location) from None
-    finally:
+    # Builds run in parallel (Pants): one process unpacks, the others wait for it and reuse its result.
+    with open(dest + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isdir(dest):
+            return dest
+        work = dest + f".tmp-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        try:
+            with tarfile.open(base.location) as tar:
+                members = _safe_members(tar, base.location)
+                kwargs = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
+                tar.extractall(work, members=members, numeric_owner=True, **kwargs)  # noqa: S202 (checked above)
+            os.replace(work, dest)
+        except (OSError, tarfile.TarError) as e:
+            raise BaseError(f"cannot unpack the base rootfs tarball: {e}", path=base.location) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return dest
 
 
