@@ -173,30 +173,17 @@ def build_bootstrap_repo(
         if debian_metas:
             empty = os.path.join(work, "empty")
             os.makedirs(empty)
-            for name in DEBIAN_PROVIDED:
-                v, _, e = META_VERSION.rpartition("-r")
-                meta = PkgInfo(
-                    name=name,
-                    version=v,
-                    epoch=int(e),
-                    arch=arch,
-                    description="provided by the Debian build rootfs (bin/rootfs debian-build); no files",
-                )
-                written.append(
-                    write_apk(empty, os.path.join(arch_dir, f"{name}-{META_VERSION}.apk"), meta,
-                              signing_key=key, options=options)  # fmt: skip
-                )
+            metas = [(name, "provided by the Debian build rootfs (bin/rootfs debian-build); no files", ())
+                     for name in DEBIAN_PROVIDED]  # fmt: skip
             for name, sonames in DEBIAN_LIBS:
                 if name == "glibc" and arch in _LOADER:
                     sonames = sonames + (_LOADER[arch],)
-                v, _, e = META_VERSION.rpartition("-r")
+                desc = "libraries of the Debian build rootfs (bin/rootfs debian-build); no files"
+                metas.append((name, desc, _so_provides(sonames)))
+            v, _, e = META_VERSION.rpartition("-r")
+            for name, desc, provides in metas:
                 meta = PkgInfo(
-                    name=name,
-                    version=v,
-                    epoch=int(e),
-                    arch=arch,
-                    description="libraries of the Debian build rootfs (bin/rootfs debian-build); no files",
-                    provides=_so_provides(sonames),
+                    name=name, version=v, epoch=int(e), arch=arch, description=desc, provides=provides
                 )
                 written.append(
                     write_apk(empty, os.path.join(arch_dir, f"{name}-{META_VERSION}.apk"), meta,

@@ -8,35 +8,15 @@ line numbers. Full validation is the compiler's job (`melange_bk.config`).
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import yaml
 
+from melange_bk.config.yamlsrc import compose
 from melange_bk.errors import ConfigError
 from melange_bk.graph.model import PackageNode, strip_constraint
 
 _VAR = re.compile(r"\$\{\{\s*([a-zA-Z0-9_.-]+)\s*\}\}")
-
-try:  # the C composer is ~10x faster; fall back to pure Python
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
-
-
-def _compose(path: str, text: str) -> yaml.Node:
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise ConfigError(
-            f"invalid YAML: {e.problem or e.context}",
-            path=path,
-            line=mark.line + 1 if mark else None,
-            col=mark.column + 1 if mark else None,
-        ) from None
-    if not isinstance(node, yaml.MappingNode):
-        raise ConfigError("not a melange YAML: expected a mapping at the top", path=path, line=1)
-    return node
 
 
 def _get(node: Optional[yaml.Node], key: str) -> Optional[yaml.Node]:
@@ -71,7 +51,7 @@ def _subst(text: str, values: Dict[str, str]) -> str:
 
 def scan_yaml(path: str, text: str) -> PackageNode:
     """`path` is the repository-relative path used in messages and as the node's identity."""
-    root = _compose(path, text)
+    root = compose(path, text)  # the compiler's: same errors for the same YAML
     package = _get(root, "package")
     name = _scalar(_get(package, "name"))
     if not name:
