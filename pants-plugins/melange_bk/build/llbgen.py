@@ -63,13 +63,14 @@ def platform_for(arch: str) -> llb.Platform:
     return llb.Platform("linux", parts[0], parts[1] if len(parts) > 1 else "")
 
 
-def _step_name(pkg: str, step: Step) -> str:
+def step_name(pkg: str, step: Step, kind: str = "step") -> str:
+    """The vertex name of a step, e.g. `[hello] step 2: install` or `[hello] test 1: says hello`."""
     what = step.name or (
         f"uses {step.uses}"
         if step.uses
         else step.runs.strip().splitlines()[0][:60] if step.runs.strip() else ""
     )
-    return f"[{pkg}] step {step.id}: {what}".rstrip()
+    return f"[{pkg}] {kind} {step.id}: {what}".rstrip()
 
 
 def _base_env(plan: BuildPlan, opts: GraphOptions) -> Dict[str, str]:
@@ -112,14 +113,16 @@ def _place_sources(root: llb.State, step: Step) -> llb.State:
     return root
 
 
-def _run_steps(
+def run_steps(
     root: llb.State,
     pkg: str,
     steps: Tuple[Step, ...],
     env: Dict[str, str],
     user: str,
     mounts: List[llb.Mount],
+    kind: str = "step",
 ) -> llb.State:
+    """One ExecOp per step (network none, cwd /home/build, `env` then the step's own), each named by `step_name`."""
     for step in steps:
         root = _place_sources(root, step)
         step_env = dict(env)
@@ -131,7 +134,7 @@ def _run_steps(
             cwd=WORKDIR,
             user=user,
             mounts=mounts,
-            custom_name=_step_name(pkg, step),
+            custom_name=step_name(pkg, step, kind),
         ).root
     return root
 
@@ -160,9 +163,9 @@ def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOpt
     mounts: List[llb.Mount] = []
     if opts.cache_mounts:
         mounts = [llb.cache(mount, cid, sharing="shared") for cid, mount, _ in CACHE_MOUNTS]
-    root = _run_steps(root, pkg, plan.steps, env, user, mounts)
+    root = run_steps(root, pkg, plan.steps, env, user, mounts)
     for sub in plan.subpackages:
-        root = _run_steps(root, sub.name, sub.steps, env, user, mounts)
+        root = run_steps(root, sub.name, sub.steps, env, user, mounts)
     out = llb.file(
         llb.scratch(),
         llb.copy(root, OUT_DIR, "/", copy_dir_contents=True),
