@@ -18,6 +18,13 @@ from melange_bk.protos import control_pb2, ops_pb2
 
 ENTITLEMENTS = ("network.host", "security.insecure")
 LOG_LINES_IN_ERROR = 20
+CANCEL_GRACE = 5.0  # seconds to wait, after Ctrl-C, for the daemon to acknowledge the cancellation
+
+
+class Cancelled(BuildKitError):
+    """The user interrupted a solve (Ctrl-C); it was cancelled on the daemon. Exit code 130, like SIGINT."""
+
+    exit_code = 130
 
 
 @dataclass(frozen=True)
@@ -128,9 +135,22 @@ def solve(
                 except grpc.FutureTimeoutError:
                     continue
         except KeyboardInterrupt:
+            # Cancelling the Solve call resets its HTTP/2 stream: the daemon cancels the job's context, which
+            # kills the running steps. The session closes on the way out (the daemon then drops its side).
+            # The Status stream stays open until the daemon has stopped the job: it reports the interrupted
+            # vertices (error "context canceled") and ends. That is our acknowledgement, within a grace period.
             future.cancel()
+            follower.join(timeout=CANCEL_GRACE)
+            acknowledged = not follower.is_alive()
             status_call.cancel()
-            raise
+            raise Cancelled(
+                f"build cancelled (Ctrl-C): the solve on {client.address} "
+                + (
+                    "was cancelled"
+                    if acknowledged
+                    else f"did not confirm the cancellation within {CANCEL_GRACE:g}s"
+                )
+            ) from None
         except grpc.RpcError as e:
             follower.join(timeout=5)
             raise _failure(client, e, progress) from None
