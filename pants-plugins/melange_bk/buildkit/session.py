@@ -18,6 +18,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import uuid
 from concurrent import futures
 from dataclasses import dataclass
@@ -94,6 +95,12 @@ class Session:
         self._server.add_insecure_port("unix:" + self._sock)
         self._server.start()
         self._tunnels: List[Any] = []
+        # When the daemon last called us: it health-checks every session every 5 s (BuildKit's monitorHealth),
+        # so a long silence means the connection is gone even when no socket error says so (a silent drop).
+        self.last_contact = time.monotonic()
+
+    def touch(self) -> None:
+        self.last_contact = time.monotonic()
 
     def methods(self) -> List[str]:
         ms = [HEALTH_CHECK]
@@ -127,6 +134,7 @@ class Session:
             raise BuildKitError(
                 f"session transport 'upgrade' needs a docker-unix:// address, not {client.address}"
             )
+        self.touch()
         if client.docker_socket and via != "stream":
             upstream, rest = upgrade(client.docker_socket, "/session", self.headers())
             local = self._connect_local()
@@ -248,6 +256,7 @@ class _Handler(grpc.GenericRpcHandler):
 
     def service(self, details: grpc.HandlerCallDetails) -> Optional[grpc.RpcMethodHandler]:
         method = details.method.lower()  # type: ignore[attr-defined]
+        self.session.touch()
         if method == HEALTH_CHECK.lower():
             return grpc.unary_unary_rpc_method_handler(
                 lambda req, ctx: health_pb2.HealthCheckResponse(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -18,6 +19,9 @@ from melange_bk.protos import control_pb2, ops_pb2
 
 ENTITLEMENTS = ("network.host", "security.insecure")
 LOG_LINES_IN_ERROR = 20
+# A solve gives up when the daemon has not called the session (health checks come every 5 s) for this long: the
+# connection is gone even if no socket error says so. MELANGE_BK_LIVENESS_TIMEOUT overrides it (0: never).
+LIVENESS_TIMEOUT = 60.0
 CANCEL_GRACE = 5.0  # seconds to wait, after Ctrl-C, for the daemon to acknowledge the cancellation
 
 
@@ -91,15 +95,23 @@ def solve(
     entitlements: Sequence[str] = (),
     timeout: Optional[float] = None,
     session_via: str = "auto",
+    liveness_timeout: Optional[float] = None,
 ) -> SolveResult:
     """Solve `definition`, offering `local_dirs` to `local://` sources and receiving `export`.
 
-    Ctrl-C cancels the solve on the daemon. A failed step raises BuildKitError naming it, with its last log lines.
+    Ctrl-C cancels the solve on the daemon (and raises `Cancelled`). A failed step raises BuildKitError naming
+    it, with its last log lines. A connection that goes silent for `liveness_timeout` seconds (default
+    LIVENESS_TIMEOUT, or $MELANGE_BK_LIVENESS_TIMEOUT) raises BuildKitError naming the address.
     """
     for e in entitlements:
         if e not in ENTITLEMENTS:
             raise BuildKitError(f"unknown entitlement {e!r}: one of {', '.join(ENTITLEMENTS)}")
     progress = progress or Progress("quiet")
+    if liveness_timeout is None:
+        try:
+            liveness_timeout = float(os.environ.get("MELANGE_BK_LIVENESS_TIMEOUT", "") or LIVENESS_TIMEOUT)
+        except ValueError:
+            raise BuildKitError("MELANGE_BK_LIVENESS_TIMEOUT must be a number of seconds") from None
     ref = uuid.uuid4().hex
     start = time.monotonic()
     with Session(local_dirs=local_dirs, exports=(export,) if export else ()) as session:
@@ -133,6 +145,14 @@ def solve(
                     resp = future.result(timeout=0.5)
                     break
                 except grpc.FutureTimeoutError:
+                    silent = time.monotonic() - session.last_contact
+                    if liveness_timeout and silent > liveness_timeout:
+                        future.cancel()
+                        status_call.cancel()
+                        raise BuildKitError(
+                            f"lost the connection to BuildKit at {client.address}: no word from the daemon for "
+                            f"{silent:.0f}s (network down, or the daemon hung?)"
+                        ) from None
                     continue
         except KeyboardInterrupt:
             # Cancelling the Solve call resets its HTTP/2 stream: the daemon cancels the job's context, which
