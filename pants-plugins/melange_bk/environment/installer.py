@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -360,3 +361,27 @@ def fit_to_base(layer: str, links: Sequence[Tuple[str, str]]) -> Tuple[str, ...]
         _merge_into(here, secure_join(layer, dest, follow_last=True))
         moved.append(rel)
     return tuple(moved)
+
+
+def shadowed_by_base(layer: str, base_root: str) -> Tuple[str, ...]:
+    """Symlinks of an installed layer (already fitted with `fit_to_base`) where the local base has an entry of
+    its own (file, directory or symlink), as exclude patterns (glob characters escaped), sorted: the environment
+    keeps the base's. On the Debian build rootfs the bootstrap `busybox` package links every applet
+    (`usr/bin/tar`, `usr/bin/sh`, …): Debian's GNU tools stand in for the Wolfi packages that replace those links,
+    so busybox must not shadow them (its tar cannot read v7 tarballs; as /bin/sh it runs its own applets before
+    PATH)."""
+    real_root = os.path.realpath(base_root)
+    out = []
+    for dirpath, dirnames, filenames in os.walk(layer):
+        for name in dirnames + filenames:
+            here = os.path.join(dirpath, name)
+            if not os.path.islink(here):
+                continue
+            rel = os.path.relpath(here, layer)
+            there = os.path.join(base_root, rel)
+            parent = os.path.realpath(os.path.dirname(there))
+            if parent != real_root and not parent.startswith(real_root + os.sep):
+                continue
+            if os.path.lexists(there):
+                out.append(re.sub(r"([*?\[\\])", r"\\\1", rel.replace(os.sep, "/")))
+    return tuple(sorted(out))

@@ -45,11 +45,14 @@ def scriptlet_state(scriptlets: Sequence[Scriptlet]) -> llb.State:
     return llb.file(llb.scratch(), actions, custom_name="scriptlets")
 
 
-def environment_state(base: Base, layer_name: str, scriptlets: Sequence[Scriptlet] = ()) -> llb.State:
-    """The environment's root filesystem; `layer_name` is the local source holding the installed layer."""
+def environment_state(
+    base: Base, layer_name: str, scriptlets: Sequence[Scriptlet] = (), exclude: Sequence[str] = ()
+) -> llb.State:
+    """The environment's root filesystem; `layer_name` is the local source holding the installed layer, of which
+    the paths in `exclude` (`shadowed_by_base`) are not sent."""
     state = llb.file(
         base_state(base),
-        llb.copy(llb.local(layer_name), "/", "/", copy_dir_contents=True),
+        llb.copy(llb.local(layer_name, exclude=tuple(exclude)), "/", "/", copy_dir_contents=True),
         custom_name=f"install {layer_name}",
     )
     if not scriptlets:

@@ -32,6 +32,7 @@ from melange_bk.environment.installer import (
     base_links,
     fit_to_base,
     install,
+    shadowed_by_base,
 )
 from melange_bk.environment.loader import BASE_LOCAL_NAME, environment_state
 from melange_bk.environment.repository import (
@@ -189,7 +190,9 @@ def prepare(
     if root is not None:
         local_dirs[BASE_LOCAL_NAME] = root
     return PreparedEnvironment(
-        state=environment_state(base, layer_name, scriptlets),
+        state=environment_state(
+            base, layer_name, scriptlets, shadowed_by_base(layer_dir, root) if root is not None else ()
+        ),
         local_dirs=tuple(sorted(local_dirs.items())),
         layer_name=layer_name,
         layer_dir=layer_dir,
