@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
@@ -303,7 +304,12 @@ def run_tests(req: TestRequest) -> TestResult:
     outcomes = []
     with Client.connect(req.buildkit_addr, req.tls) as client:
         for target, definition, local_dirs in prepared:
-            result = solve(client, definition, local_dirs=local_dirs, progress=Progress(req.progress))
+            result = solve(
+                client,
+                llb.isolate_locals(definition, uuid.uuid4().hex),  # no sharing with concurrent solves
+                local_dirs=local_dirs,
+                progress=Progress(req.progress),
+            )
             outcomes.append(TestOutcome(target.package, len(target.test.steps), result))
     return TestResult(plan=plan, outcomes=tuple(outcomes))
 

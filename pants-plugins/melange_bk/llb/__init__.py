@@ -23,6 +23,7 @@ from melange_bk.llb.exec import (
     tmpfs,
 )
 from melange_bk.llb.file import FileActions, FileOp, Owner, copy, file, mkdir, mkfile, rm
+from melange_bk.llb.isolate import isolate_locals
 from melange_bk.llb.marshal import marshal, to_bytes
 from melange_bk.llb.source import SourceOp, git, http, image, local, normalize_image_ref
 from melange_bk.llb.state import LLBError, Output, Platform, State, scratch
@@ -56,6 +57,7 @@ __all__ = [
     "head_digest",
     "http",
     "image",
+    "isolate_locals",
     "local",
     "marshal",
     "mkdir",
