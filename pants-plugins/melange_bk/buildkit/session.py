@@ -89,6 +89,10 @@ class Session:
             options=[
                 ("grpc.max_receive_message_length", 64 << 20),
                 ("grpc.max_send_message_length", 64 << 20),
+                # The daemon sends a local source's include/exclude patterns as request metadata (fsutil does):
+                # gRPC C's 8 KiB default refuses a few hundred patterns; grpc-go allows 16 MiB.
+                ("grpc.max_metadata_size", 4 << 20),
+                ("grpc.absolute_max_metadata_size", 8 << 20),
             ],
         )
         self._server.add_generic_rpc_handlers((_Handler(self),))
