@@ -169,3 +169,34 @@ def test_emit_llb_needs_no_daemon_and_is_deterministic(
         )
     assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 0
     assert stat.S_ISREG(a.stat().st_mode)
+
+
+def test_concurrent_builds_keep_their_own_workspaces(
+    tmp_path: Path, busybox_root: str, buildkit_addr: str, keys: Path
+) -> None:
+    # BuildKit merges identical ops of concurrent solves: two workspaces with the same layout but different
+    # contents must not share a local source op (regression: one package got the other's sources).
+    import threading
+
+    results: Dict[str, int] = {}
+    nonce = uuid.uuid4().hex
+    spaces = {}
+    for name in ("left", "right"):
+        ws = tmp_path / name
+        shutil.copytree(FIXTURE, ws)
+        (ws / "data.txt").write_text(f"{name} {nonce}\n")
+        spaces[name] = ws
+
+    def run(name: str) -> None:
+        results[name] = _build(spaces[name], tmp_path / f"out-{name}", busybox_root, buildkit_addr, keys)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in spaces]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {"left": 0, "right": 0}
+    for name in spaces:
+        with tarfile.open(tmp_path / f"out-{name}" / "x86_64" / "demo-1.2.3-r4.apk", "r:gz") as tf:
+            data = tf.extractfile("usr/share/demo/data.txt").read().decode()  # type: ignore[union-attr]
+        assert data == f"{name} {nonce}\n"

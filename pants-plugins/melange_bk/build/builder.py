@@ -6,6 +6,7 @@ staging folder next to them, the APKs are written there, then renamed into place
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -76,12 +77,43 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
         plan,
         env_state,
         GraphOptions(
-            source_date_epoch=req.source_date_epoch, cache_mounts=req.cache_mounts, workspace_exclude=exclude
+            source_date_epoch=req.source_date_epoch,
+            cache_mounts=req.cache_mounts,
+            workspace_exclude=exclude,
+            workspace_unique=workspace_digest(source_dir, exclude),
         ),
     )
     local_dirs = dict(local_dirs)
     local_dirs[WORKSPACE] = os.path.abspath(source_dir)
     return plan, graph.marshal(), local_dirs
+
+
+def workspace_digest(root: str, exclude: Tuple[str, ...] = ()) -> str:
+    """sha256 over the workspace's paths, modes and contents (top-level `exclude` names and melange-out left
+    out): equal workspaces give equal LLB on any machine, different ones never collide in the daemon."""
+    h = hashlib.sha256()
+    skip = set(exclude) | {"melange-out"}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d not in skip]
+            filenames = [f for f in filenames if f not in skip]
+        dirnames.sort()
+        for name in sorted(filenames + dirnames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            st = os.lstat(full)
+            h.update(f"{rel}\0{st.st_mode:o}\0".encode("utf-8", "surrogateescape"))
+            if os.path.islink(full):
+                h.update(os.readlink(full).encode("utf-8", "surrogateescape"))
+            elif os.path.isfile(full):
+                with open(full, "rb") as f:
+                    chunk = f.read(1 << 20)
+                    while chunk:
+                        h.update(chunk)
+                        chunk = f.read(1 << 20)
+            h.update(b"\n")
+    return h.hexdigest()
 
 
 def build(req: BuildRequest) -> BuildResult:

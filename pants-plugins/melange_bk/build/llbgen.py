@@ -43,6 +43,9 @@ class GraphOptions:
     # Workspace paths not uploaded: the YAML itself when it sits in the workspace, so that editing one step
     # re-runs that step and the later ones only (the steps' scripts are in the LLB already).
     workspace_exclude: Tuple[str, ...] = ()
+    # What makes this workspace different from any other (a digest of its contents): BuildKit merges identical
+    # ops of concurrent solves, so two packages' workspaces must never marshal to the same local source op.
+    workspace_unique: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,10 @@ def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOpt
     names = [pkg] + [s.name for s in plan.subpackages]
     actions = llb.copy(
         llb.local(
-            WORKSPACE, exclude=("melange-out",) + tuple(opts.workspace_exclude), custom_name="workspace"
+            WORKSPACE,
+            exclude=("melange-out",) + tuple(opts.workspace_exclude),
+            unique=opts.workspace_unique or None,
+            custom_name="workspace",
         ),
         "/",
         WORKDIR,

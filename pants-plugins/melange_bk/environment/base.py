@@ -17,7 +17,7 @@ import os
 import shutil
 import tarfile
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from melange_bk import llb
 from melange_bk.environment.repository import cache_dir
@@ -80,12 +80,49 @@ def parse_base(text: str) -> Base:
     raise BaseError(f"base {text!r} is neither an existing path nor one of {SYNTAX}")
 
 
+_SHA_MEMO: Dict[Tuple[str, int, int], str] = {}
+
+
 def _sha256_file(path: str) -> str:
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if key in _SHA_MEMO:  # a 650 MB rootfs is hashed once per process, not once per use
+        return _SHA_MEMO[key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+    _SHA_MEMO[key] = h.hexdigest()
+    return _SHA_MEMO[key]
+
+
+def tree_identity(root: str) -> str:
+    """A digest of a directory's listing (paths, types, modes, sizes, mtimes, link targets): cheap, and different
+    whenever the tree is (for the `local.unique` of a local source, see `local_identity`)."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            link = os.readlink(full) if os.path.islink(full) else ""
+            rel = os.path.relpath(full, root)
+            h.update(
+                f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{link}\n".encode(
+                    "utf-8", "surrogateescape"
+                )
+            )
     return h.hexdigest()
+
+
+def local_identity(base: Base) -> str:
+    """What distinguishes this local base from any other: BuildKit merges identical ops of concurrent solves, so
+    two different bases must not marshal to the same local source op. "" for non-local bases."""
+    if base.kind == "tar":
+        return "tar-" + _sha256_file(base.location)
+    if base.kind == "dir":
+        return "tree-" + tree_identity(base.location)
+    return ""
 
 
 def _safe_members(tar: tarfile.TarFile, path: str) -> Tuple[tarfile.TarInfo, ...]:
@@ -138,7 +175,9 @@ def local_rootfs(base: Base, cache: Optional[str] = None) -> Optional[str]:
             with tarfile.open(base.location) as tar:
                 members = _safe_members(tar, base.location)
                 kwargs = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
-                tar.extractall(work, members=members, numeric_owner=True, **kwargs)  # noqa: S202 (checked above)
+                tar.extractall(
+                    work, members=members, numeric_owner=True, **kwargs
+                )  # noqa: S202 (checked above)
             os.replace(work, dest)
         except (OSError, tarfile.TarError) as e:
             raise BaseError(f"cannot unpack the base rootfs tarball: {e}", path=base.location) from None

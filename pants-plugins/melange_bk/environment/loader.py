@@ -26,14 +26,15 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RUN_ALL = f'set -e; for s in {SCRIPTLET_DIR}/*; do echo "running ${{s##*/}}"; "$s"; done'
 
 
-def base_state(base: Base) -> llb.State:
+def base_state(base: Base, identity: str = "") -> llb.State:
+    """`identity` (see base.local_identity) keeps two different local bases apart in the daemon."""
     if base.kind == "none":
         return llb.scratch()
     if base.kind == "image":
         return llb.image(base.location, custom_name=f"base image {llb.normalize_image_ref(base.location)}")
     return llb.file(
         llb.scratch(),
-        llb.copy(llb.local(BASE_LOCAL_NAME), "/", "/", copy_dir_contents=True),
+        llb.copy(llb.local(BASE_LOCAL_NAME, unique=identity or None), "/", "/", copy_dir_contents=True),
         custom_name="base rootfs",
     )
 
@@ -46,12 +47,16 @@ def scriptlet_state(scriptlets: Sequence[Scriptlet]) -> llb.State:
 
 
 def environment_state(
-    base: Base, layer_name: str, scriptlets: Sequence[Scriptlet] = (), exclude: Sequence[str] = ()
+    base: Base,
+    layer_name: str,
+    scriptlets: Sequence[Scriptlet] = (),
+    exclude: Sequence[str] = (),
+    base_identity: str = "",
 ) -> llb.State:
     """The environment's root filesystem; `layer_name` is the local source holding the installed layer, of which
     the paths in `exclude` (`shadowed_by_base`) are not sent."""
     state = llb.file(
-        base_state(base),
+        base_state(base, base_identity),
         llb.copy(llb.local(layer_name, exclude=tuple(exclude)), "/", "/", copy_dir_contents=True),
         custom_name=f"install {layer_name}",
     )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
 from melange_bk import llb
-from melange_bk.environment.base import NONE, Base, local_rootfs, read_base_file
+from melange_bk.environment.base import NONE, Base, local_identity, local_rootfs, read_base_file
 from melange_bk.environment.installer import (
     BUILD_GROUP,
     BUILD_USER,
@@ -191,7 +191,11 @@ def prepare(
         local_dirs[BASE_LOCAL_NAME] = root
     return PreparedEnvironment(
         state=environment_state(
-            base, layer_name, scriptlets, shadowed_by_base(layer_dir, root) if root is not None else ()
+            base,
+            layer_name,
+            scriptlets,
+            shadowed_by_base(layer_dir, root) if root is not None else (),
+            base_identity=local_identity(base),
         ),
         local_dirs=tuple(sorted(local_dirs.items())),
         layer_name=layer_name,
