@@ -120,10 +120,8 @@ def local(
     if shared_key:
         attrs[ATTR_LOCAL_SHARED_KEY] = shared_key
         caps.append("source.local.sharedkeyhint")
-    if unique is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", unique):
-        # The daemon keys its local transfer state by this value; a ':' (e.g. "sha256:…") silently yields an
-        # empty directory on BuildKit v0.13.
-        raise LLBError(f"local source {name!r}: unique id {unique!r} must be 1-128 of [A-Za-z0-9._-]")
+    if unique is not None and (not unique or any(ord(c) < 32 for c in unique)):
+        raise LLBError(f"local source {name!r}: unique id {unique!r} must be a non-empty printable string")
     if unique is None:
         canonical = json.dumps(
             [name, list(include_t), list(exclude_t), list(follow_t), shared_key or ""],
