@@ -29,6 +29,12 @@ from melange_bk.errors import MelangeError
 from melange_bk.plan.model import BuildPlan
 
 
+class OutputError(MelangeError):
+    """The packages could not be written (disk full, permissions, I/O error); nothing was left half-written."""
+
+    exit_code = 1
+
+
 @dataclass(frozen=True)
 class BuildRequest:
     config_file: str
@@ -154,6 +160,8 @@ def build(req: BuildRequest) -> BuildResult:
             dest = os.path.join(arch_dir, os.path.basename(w.path))
             os.replace(w.path, dest)
             final.append(dest)
+    except OSError as e:  # disk full, quota, I/O error while writing the packages: one line, staging removed
+        raise OutputError(f"writing packages in {arch_dir} failed: {e.strerror or e}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     index = ""

@@ -35,6 +35,7 @@ class Receiver:
         self.files = 0
         self.bytes = 0
         self.error: Optional[str] = None
+        self.local_failure = False  # the error is ours (disk full, unsafe entry), not a broken stream
         self.done = threading.Event()
         self._dirs: Set[str] = {""}
         self._dir_meta: List[Tuple[str, fsutil_pb2.Stat]] = []
@@ -99,9 +100,12 @@ class Receiver:
             raise ReceiveError(f"daemon sent data for unknown file id {fid}")
         if data:
             view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            try:
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+            except OSError as e:  # ENOSPC, EDQUOT, EIO: name the file and the reason
+                raise ReceiveError(f"cannot write {self._pending[fid][0]}: {e.strerror or e}") from None
             self.bytes += len(data)
             return
         os.close(fd)
@@ -163,7 +167,12 @@ class Receiver:
                 if self.error is None and not state["fin_sent"]:
                     self.error = "the daemon ended the export before sending every file"
             except (OSError, ReceiveError) as e:
-                self.error = str(e)
+                self.local_failure = True
+                if isinstance(e, OSError) and e.strerror:
+                    where = f" {e.filename}" if e.filename else f" into {self.dest}"
+                    self.error = f"cannot write{where}: {e.strerror}"
+                else:
+                    self.error = str(e)
                 out.put(Packet(type=Packet.PACKET_ERR, data=str(e).encode()).SerializeToString())
             except Exception as e:  # the stream ended abruptly
                 # Once our FIN is out, everything has arrived: the daemon answers FIN and returns, and grpc-go

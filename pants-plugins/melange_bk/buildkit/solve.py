@@ -173,6 +173,11 @@ def solve(
             ) from None
         except grpc.RpcError as e:
             follower.join(timeout=5)
+            # When our side of an export broke (disk full...), the daemon only sees the stream end ("EOF"):
+            # the receiver's error is the cause.
+            ours = list(session.errors) + [r.error for r in session.receivers if r.error and r.local_failure]
+            if ours:
+                raise BuildKitError("export failed: " + "; ".join(ours)) from None
             raise _failure(client, e, progress) from None
         follower.join(timeout=10)
         status_call.cancel()
