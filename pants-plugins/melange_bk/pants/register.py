@@ -1,6 +1,6 @@
 """Pants backend `melange_bk.pants`: melange packages built on BuildKit."""
 
-from melange_bk.pants import dependency_inference, graph_goal, package, tailor
+from melange_bk.pants import dependency_inference, graph_goal, package, repository, tailor
 from melange_bk.pants.subsystem import MelangeSubsystem
 from melange_bk.pants.target_types import (
     MelangePackagesGenerator,
@@ -18,6 +18,7 @@ def rules():
         *dependency_inference.rules(),
         *graph_goal.rules(),
         *package.rules(),
+        *repository.rules(),
         *tailor.rules(),
         *MelangeSubsystem.rules(),
     ]

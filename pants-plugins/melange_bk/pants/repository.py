@@ -1,0 +1,92 @@
+"""`pants package` for `melange_repository`: every listed package and the melange packages it needs, merged into
+one `ARCH/` folder per architecture with a single signed `APKINDEX.tar.gz` (written by `melange-bk index`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List
+
+from pants.backend.python.util_rules.pex import PexProcess
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.engine.addresses import Addresses, UnparsedAddressInputs
+from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.process import ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from melange_bk.pants.package import MelangeBuilderPex, MelangePackageFieldSet
+from melange_bk.pants.subsystem import MelangeSubsystem
+from melange_bk.pants.target_types import MelangeRepositoryPackagesField
+
+
+@dataclass(frozen=True)
+class MelangeRepositoryFieldSet(PackageFieldSet):
+    required_fields = (MelangeRepositoryPackagesField,)
+
+    packages: MelangeRepositoryPackagesField
+    output_path: OutputPathField
+
+
+@rule(desc="Assembling a melange repository", level=LogLevel.DEBUG)
+async def package_repository(
+    field_set: MelangeRepositoryFieldSet, melange: MelangeSubsystem, builder: MelangeBuilderPex
+) -> BuiltPackage:
+    roots = await Get(Addresses, UnparsedAddressInputs, field_set.packages.to_unparsed_address_inputs())
+    closure = await Get(TransitiveTargets, TransitiveTargetsRequest(roots))
+    sets = sorted(
+        (
+            MelangePackageFieldSet.create(t)
+            for t in closure.closure
+            if MelangePackageFieldSet.is_applicable(t)
+        ),
+        key=lambda fs: fs.address.spec,
+    )
+    built = await MultiGet(Get(BuiltPackage, PackageFieldSet, fs) for fs in sets)
+    # Each package's output is <its output_path>/ARCH/{*.apk, APKINDEX.tar.gz}: keep the .apk files, flattened.
+    stripped = await MultiGet(
+        Get(Digest, RemovePrefix(b.digest, fs.output_path.value_or_default(file_ending=None)))
+        for b, fs in zip(built, sets)
+    )
+    apks = await MultiGet(Get(Digest, DigestSubset(d, PathGlobs(["*/*.apk"]))) for d in stripped)
+    merged = await Get(Digest, MergeDigests(apks))
+    snapshot = await Get(Snapshot, Digest, merged)
+    by_arch: Dict[str, List[str]] = {}
+    for f in snapshot.files:
+        by_arch.setdefault(f.split("/", 1)[0], []).append(f)
+    key_digest = await Get(
+        Snapshot,
+        PathGlobs(
+            [melange.signing_key] if melange.signing_key and not melange.signing_key.startswith("/") else []
+        ),
+    )
+    inputs = await Get(Digest, MergeDigests([merged, key_digest.digest]))
+    results = []
+    for arch, files in sorted(by_arch.items()):
+        argv = ["index", "-o", f"{arch}/APKINDEX.tar.gz", "--arch", arch]
+        if melange.signing_key:
+            argv += ["--signing-key", melange.signing_key]
+        argv += sorted(files)
+        results.append(
+            Get(
+                ProcessResult,
+                PexProcess(
+                    builder.pex,
+                    argv=argv,
+                    input_digest=inputs,
+                    output_files=(f"{arch}/APKINDEX.tar.gz",),
+                    description=f"melange-bk index {arch} ({len(files)} packages) for {field_set.address}",
+                    level=LogLevel.DEBUG,
+                ),
+            )
+        )
+    indexes = await MultiGet(results)
+    out = await Get(Digest, MergeDigests([merged, *(r.output_digest for r in indexes)]))
+    out = await Get(Digest, AddPrefix(out, field_set.output_path.value_or_default(file_ending=None)))
+    final = await Get(Snapshot, Digest, out)
+    return BuiltPackage(out, tuple(BuiltPackageArtifact(f) for f in final.files))
+
+
+def rules():
+    return [*collect_rules(), UnionRule(PackageFieldSet, MelangeRepositoryFieldSet)]
