@@ -70,6 +70,13 @@ def _solve_request(
 def _failure(client: Client, err: grpc.RpcError, progress: Progress) -> BuildKitError:
     code = err.code() if hasattr(err, "code") else None
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not progress.failed():
+        if code == grpc.StatusCode.UNAVAILABLE and progress.summaries():
+            # The daemon had started on the graph: the connection broke (daemon killed, network cut).
+            details = (err.details() if hasattr(err, "details") else "") or "connection closed"
+            return BuildKitError(
+                f"lost the connection to BuildKit at {client.address} during the build: {details.strip()} "
+                "(daemon stopped or network down?)"
+            )
         return client.error(err)
     if code == grpc.StatusCode.CANCELLED:
         return BuildKitError(f"solve on {client.address} was cancelled")
