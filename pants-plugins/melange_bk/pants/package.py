@@ -68,21 +68,45 @@ def _arches(field_set: MelangePackageFieldSet) -> Tuple[str, ...]:
     return (_HOST_ARCH.get(platform.machine(), platform.machine()),)
 
 
+@dataclass(frozen=True)
+class DependencyRepositories:
+    """The melange packages a package depends on, built, each as a local repository `__deps/<i>/ARCH/`."""
+
+    digest: Digest
+    count: int
+
+    def argv(self, key_path: str) -> List[str]:
+        out: List[str] = []
+        for i in range(self.count):
+            out += ["--repository-append", f"__deps/{i}"]
+        if self.count and key_path:
+            out += ["--keyring-append", key_path + ".pub"]  # their indexes are signed with our own key
+        elif self.count:
+            out += ["--allow-untrusted"]
+        return out
+
+
+@rule(desc="Building the melange packages a package depends on", level=LogLevel.DEBUG)
+async def dependency_repositories(field_set: MelangePackageFieldSet) -> DependencyRepositories:
+    deps = await Get(Targets, DependenciesRequest(field_set.dependencies))
+    dep_sets = [MelangePackageFieldSet.create(t) for t in deps if MelangePackageFieldSet.is_applicable(t)]
+    built = await MultiGet(Get(BuiltPackage, PackageFieldSet, fs) for fs in dep_sets)
+    unprefixed = await MultiGet(
+        Get(Digest, RemovePrefix(b.digest, fs.output_path.value_or_default(file_ending=None)))
+        for b, fs in zip(built, dep_sets)
+    )
+    prefixed = await MultiGet(Get(Digest, AddPrefix(d, f"__deps/{i}")) for i, d in enumerate(unprefixed))
+    merged = await Get(Digest, MergeDigests(prefixed))
+    return DependencyRepositories(merged, len(prefixed))
+
+
 @rule(desc="Building a melange package on BuildKit", level=LogLevel.DEBUG)
 async def package_melange(
     field_set: MelangePackageFieldSet, melange: MelangeSubsystem, builder: MelangeBuilderPex
 ) -> BuiltPackage:
     yaml_path = field_set.source.file_path
     folder = os.path.dirname(yaml_path)
-    deps = await Get(Targets, DependenciesRequest(field_set.dependencies))
-    dep_sets = [MelangePackageFieldSet.create(t) for t in deps if MelangePackageFieldSet.is_applicable(t)]
-    built = await MultiGet(Get(BuiltPackage, PackageFieldSet, fs) for fs in dep_sets)
-    # Each dependency's output (ARCH/*.apk + APKINDEX.tar.gz) becomes a local repository of its own.
-    unprefixed = await MultiGet(
-        Get(Digest, RemovePrefix(b.digest, fs.output_path.value_or_default(file_ending=None)))
-        for b, fs in zip(built, dep_sets)
-    )
-    repo_digests = await MultiGet(Get(Digest, AddPrefix(d, f"__deps/{i}")) for i, d in enumerate(unprefixed))
+    repos = await Get(DependencyRepositories, MelangePackageFieldSet, field_set)
     globs = [f"{folder}/**/*" if folder else "**/*", f"!{folder}/BUILD" if folder else "!BUILD"]
     # A key inside the repository is an input (its content is part of the cache key); an absolute path (e.g. a
     # git-ignored key under .cache/) is read by the builder at run time: change its path to rebuild with another.
@@ -121,16 +145,10 @@ async def package_melange(
         argv += ["--repository-append", r]
     for k in melange.keyring:
         argv += ["--keyring-append", k]
-    for i in range(len(built)):
-        argv += ["--repository-append", f"__deps/{i}"]
-    if built and key_path:
-        # The dependencies' indexes are signed with our own key: trust its public half for them.
-        argv += ["--keyring-append", key_path + ".pub"]
-    elif built:
-        argv += ["--allow-untrusted"]
+    argv += repos.argv(key_path)
     if env.get("SOURCE_DATE_EPOCH"):
         argv += ["--source-date-epoch", env["SOURCE_DATE_EPOCH"]]
-    input_digest = await Get(Digest, MergeDigests([workspace, key.digest, *repo_digests]))
+    input_digest = await Get(Digest, MergeDigests([workspace, key.digest, repos.digest]))
     result = await Get(
         ProcessResult,
         PexProcess(

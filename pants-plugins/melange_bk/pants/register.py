@@ -1,6 +1,6 @@
 """Pants backend `melange_bk.pants`: melange packages built on BuildKit."""
 
-from melange_bk.pants import dependency_inference, graph_goal, package, repository, tailor
+from melange_bk.pants import dependency_inference, graph_goal, package, repository, tailor, test
 from melange_bk.pants.subsystem import MelangeSubsystem
 from melange_bk.pants.target_types import (
     MelangePackagesGenerator,
@@ -19,6 +19,7 @@ def rules():
         *graph_goal.rules(),
         *package.rules(),
         *repository.rules(),
+        *test.rules(),
         *tailor.rules(),
         *MelangeSubsystem.rules(),
     ]

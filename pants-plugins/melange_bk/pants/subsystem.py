@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from pants.option.option_types import BoolOption, StrListOption, StrOption
+from pants.option.option_types import BoolOption, SkipOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
 
 class MelangeSubsystem(Subsystem):
     options_scope = "melange"
+    name = "melange-bk"
     help = "Build melange packages with BuildKit."
+
+    skip = SkipOption("test")
 
     buildkit_addr = StrOption(
         default=None,
