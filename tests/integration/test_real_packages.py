@@ -1,7 +1,7 @@
 """Real Wolfi packages (packages/real/*) built on the Debian build rootfs from Debian's upstream tarballs.
 
 The `.orig.tar.*` files come from `bin/real-sources` (.cache/real-sources/, or MELANGE_BK_REAL_SOURCES) and are
-served on 127.0.0.1 on an ephemeral port, passed to the YAMLs as `--var source-port=PORT`: the `fetch` steps
+served on 127.0.0.1 (port 38917, or an ephemeral one if it is taken), passed to the YAMLs as `--var source-port=PORT`: the `fetch` steps
 become daemon-side LLB HTTP sources (the daemon shares the host's network namespace). Each package is built with
 `melange-bk build`, its `test:` sections run with `melange-bk test`, and its binary (or library) from the
 extracted APK is run on this host as a smoke test (the host and the build rootfs are both Debian bookworm).
@@ -52,6 +52,9 @@ def _source_file(name: str) -> Tuple[str, str]:
     return posixpath.basename(fetch["with"]["uri"]).replace("${{package.version}}", version), version
 
 
+FIXED_PORT = 38917
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
         pass
@@ -67,7 +70,12 @@ def source_port() -> Iterator[int]:
             pytrace=False,
         )
     handler = functools.partial(_Handler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    # A fixed port when free: the port is in each fetch step's text, so a fixed one lets a rerun hit the daemon's
+    # cache instead of rebuilding all four packages; an ephemeral one otherwise.
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", FIXED_PORT), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="real-sources", daemon=True)
     thread.start()
     try:
