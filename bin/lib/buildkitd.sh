@@ -22,7 +22,7 @@ BUILDKITD_GO_ROOTS="golang-1.24-go golang-github-docker-docker-dev golang-github
 # apt's simulation takes ~10 s: its answer is remembered per state of the apt lists.
 buildkitd_go_packages() {
   local lists memo
-  lists=$(key_of "$BUILDKITD_GO_ROOTS" "$(stat -c '%n %s %Y' /var/lib/apt/lists/*_Packages* /var/lib/dpkg/status 2>/dev/null)")
+  lists=$(key_of "$BUILDKITD_GO_ROOTS" "$(stat -c '%n %s %Y' /var/lib/apt/lists/*_Packages* 2>/dev/null)")
   memo=$BUILDKITD_SRC_DIR/.packages-$lists
   if [ -s "$memo" ]; then cat "$memo"; return 0; fi
   local out
