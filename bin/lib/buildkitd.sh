@@ -48,7 +48,9 @@ buildkitd_build() {
   printf '%s\n' "$pkgs" | grep -q '^golang-github-docker-docker-dev 26\.' \
     || die "Debian trixie's golang-github-docker-docker-dev 26.x is not available from the apt sources (apt-get update?)"
   local stubs=$REPO_ROOT/bin/lib/buildkitd-go key out
-  key=$(key_of "recipe $BUILDKITD_RECIPE" "$pkgs" "$(cat "$stubs"/*.go "${BASH_SOURCE[0]}" | sha256sum)")
+  # The key: the recipe's number (bump it when the build steps change), the package versions, the stand-ins and
+  # the source patch; editing comments here does not rebuild.
+  key=$(key_of "recipe $BUILDKITD_RECIPE" "$pkgs" "$({ cat "$stubs"/*.go; declare -f buildkitd_patch_source; } | sha256sum)")
   out=$BUILDKITD_SRC_DIR/$key
   if [ -f "$out/.complete" ]; then echo "$out"; return 0; fi
   mkdir -p "$BUILDKITD_SRC_DIR"
