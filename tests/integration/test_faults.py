@@ -2,8 +2,8 @@
 builds at once. Every failure must be one clear line naming what broke, within a bounded time, with nothing
 half-written in the output directory; nothing may be lost or mixed up under load.
 
-The killed daemon is a private dockerd started here (same binaries and flags as `bin/buildkit up`, its own data
-and socket under a temporary directory), so the shared daemon in BUILDKIT_HOST is never touched. Network faults go
+The killed daemon is a private one started here, of the same kind as BUILDKIT_HOST's (dockerd or buildkitd, same
+binaries and flags as `bin/buildkit up`, its own data and socket under a temporary directory), so the shared daemon in BUILDKIT_HOST is never touched. Network faults go
 through a proxy of our own in front of the shared daemon. The full disk is a small tmpfs (the tests run as root).
 """
 
@@ -158,62 +158,79 @@ def _kill_leftover_steps(nonce: str) -> None:
 # --- a private daemon -------------------------------------------------------------------------------------------
 
 
-def _tools_dir(shared_addr: str) -> str:
-    """The dockerd/containerd binaries `bin/buildkit up` unpacked, next to the shared daemon's socket."""
-    env = os.environ.get("MELANGE_BK_BUILDKIT_TOOLS", "")
-    candidates = [env] if env else []
+def _daemon_kind(shared_addr: str) -> Tuple[str, str]:
+    """("dockerd", its tools folder) or ("buildkitd", its binary): the kind of daemon BUILDKIT_HOST is, from the
+    binaries `bin/buildkit up` installed next to its socket (MELANGE_BK_FAULT_DOCKERD_TOOLS overrides)."""
+    env = os.environ.get("MELANGE_BK_FAULT_DOCKERD_TOOLS", "")
+    if env:
+        return "dockerd", env
     addr = parse_address(shared_addr)
-    if addr.scheme == "docker-unix":
-        candidates.append(os.path.join(os.path.dirname(os.path.dirname(addr.path)), "tools"))
-    for c in candidates:
-        if os.path.exists(os.path.join(c, "bin", "dockerd")):
-            return c
+    home = os.path.dirname(os.path.dirname(addr.path)) if addr.path else ""
+    if addr.scheme == "docker-unix" and os.path.exists(os.path.join(home, "tools", "bin", "dockerd")):
+        return "dockerd", os.path.join(home, "tools")
+    if addr.scheme == "unix" and os.path.exists(os.path.join(home, "bin", "buildkitd")):
+        return "buildkitd", os.path.join(home, "bin", "buildkitd")
     pytest.fail(
-        f"no dockerd to start a private daemon with (looked in {candidates}); set MELANGE_BK_BUILDKIT_TOOLS to "
-        "the tools folder of bin/buildkit (.cache/buildkit/tools)",
+        f"cannot start a private daemon like the one at {shared_addr} (no dockerd under {home}/tools, no "
+        f"{home}/bin/buildkitd); set MELANGE_BK_FAULT_DOCKERD_TOOLS to bin/buildkit's .cache/buildkit/tools",
         pytrace=False,
     )
 
 
 class PrivateDaemon:
-    """dockerd with its embedded BuildKit, as `bin/buildkit up` starts it, in a directory of its own."""
+    """A daemon of the same kind as the shared one, started as `bin/buildkit up` starts it (dockerd with its
+    embedded BuildKit, or a standalone buildkitd with the OCI worker), in a directory of its own."""
 
-    def __init__(self, tools: str) -> None:
-        self.tools = tools
+    def __init__(self, kind: str, binary: str) -> None:
+        self.kind = kind
+        self.binary = binary
         # Short path: unix socket paths are limited to 108 bytes (containerd's live under exec/ too).
         self.dir = tempfile.mkdtemp(prefix="mbk-fault-", dir="/tmp")
-        self.sock = os.path.join(self.dir, "run", "docker.sock")
-        self.addr = "docker-unix://" + self.sock
-        self.log = os.path.join(self.dir, "dockerd.log")
+        if kind == "dockerd":
+            self.sock = os.path.join(self.dir, "run", "docker.sock")
+            self.addr = "docker-unix://" + self.sock
+        else:
+            self.sock = os.path.join(self.dir, "run", "buildkitd.sock")
+            self.addr = "unix://" + self.sock
+        self.log = os.path.join(self.dir, "daemon.log")
         self.proc: Optional[subprocess.Popen] = None
 
+    def _argv(self) -> Tuple[List[str], Dict[str, str]]:
+        d = self.dir
+        if self.kind == "dockerd":
+            tools = self.binary
+            argv = [
+                os.path.join(tools, "bin", "dockerd"),
+                "--host", "unix://" + self.sock,
+                "--data-root", os.path.join(d, "data"),
+                "--exec-root", os.path.join(d, "exec"),
+                "--pidfile", os.path.join(d, "run", "dockerd.pid"),
+                "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+                "--userland-proxy=false", "--storage-driver=overlay2",
+            ]  # fmt: skip
+            return argv, dict(os.environ, PATH=os.path.join(tools, "bin") + ":" + os.environ.get("PATH", ""))
+        config = os.path.join(d, "buildkitd.toml")
+        open(config, "w").close()
+        runc = shutil.which("runc") or "runc"
+        argv = [
+            self.binary, "--config", config, "--root", os.path.join(d, "state"), "--addr", self.addr,
+            "--oci-worker=true", "--containerd-worker=false", "--oci-worker-binary", runc,
+            "--oci-worker-net=host",
+        ]  # fmt: skip
+        return argv, dict(os.environ)
+
     def start(self, timeout: float = 60) -> None:
-        for d in ("run", "data", "exec"):
-            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        for sub in ("run", "data", "exec", "state"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         if os.path.exists(self.sock):
             os.unlink(self.sock)
+        argv, env = self._argv()
         self.proc = subprocess.Popen(
-            [
-                os.path.join(self.tools, "bin", "dockerd"),
-                "--host",
-                "unix://" + self.sock,
-                "--data-root",
-                os.path.join(self.dir, "data"),
-                "--exec-root",
-                os.path.join(self.dir, "exec"),
-                "--pidfile",
-                os.path.join(self.dir, "run", "dockerd.pid"),
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--ip-forward=false",
-                "--userland-proxy=false",
-                "--storage-driver=overlay2",
-            ],  # fmt: skip
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT,
-            env=dict(os.environ, PATH=os.path.join(self.tools, "bin") + ":" + os.environ.get("PATH", "")),
+            env=env,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -231,7 +248,7 @@ class PrivateDaemon:
             time.sleep(0.2)
         with open(self.log, errors="replace") as f:
             tail = f.read()[-3000:]
-        pytest.fail(f"private dockerd did not start ({why}):\n{tail}", pytrace=False)
+        pytest.fail(f"private {self.kind} did not start ({why}):\n{tail}", pytrace=False)
 
     def _children(self, pid: int) -> List[int]:
         out: List[int] = []
@@ -244,7 +261,7 @@ class PrivateDaemon:
         return out
 
     def kill(self) -> None:
-        """SIGKILL dockerd and its containerd: a crash, no goodbye to anyone."""
+        """SIGKILL the daemon (and dockerd's containerd): a crash, no goodbye to anyone."""
         assert self.proc is not None
         children = self._children(self.proc.pid)
         self.proc.kill()
@@ -282,7 +299,7 @@ class PrivateDaemon:
 
 @pytest.fixture()
 def private_daemon(buildkit_addr: str) -> Iterator[PrivateDaemon]:
-    d = PrivateDaemon(_tools_dir(buildkit_addr))
+    d = PrivateDaemon(*_daemon_kind(buildkit_addr))
     try:
         d.start()
         yield d
