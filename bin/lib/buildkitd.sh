@@ -57,7 +57,7 @@ buildkitd_build() {
   exec 8>"$BUILDKITD_SRC_DIR/.build.lock"; flock 8
   if [ -f "$out/.complete" ]; then exec 8>&-; echo "$out"; return 0; fi
   local t0=$SECONDS
-  note "building buildkitd + buildctl from Debian trixie's Go sources into $out (once; about 2-3 minutes)"
+  note "building buildkitd + buildctl from Debian trixie's Go sources into $out (once; about 2-5 minutes)"
   rm -rf "$out"
   mkdir -p "$out/debs" "$out/root" "$out/bin"
   printf '%s\n' "$pkgs" > "$out/packages"
