@@ -20,8 +20,8 @@ from melange_bk.build.environment import EnvironmentOptions, environment_for
 from melange_bk.build.llbgen import WORKSPACE, GraphOptions, build_graph
 from melange_bk.build.package import write_packages
 from melange_bk.buildkit.address import TLSConfig
-from melange_bk.buildkit.client import Client
 from melange_bk.buildkit.progress import Progress
+from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.session import ExportTarget
 from melange_bk.buildkit.solve import SolveResult, solve
 from melange_bk.config.compile import compile_file
@@ -139,7 +139,7 @@ def build(req: BuildRequest) -> BuildResult:
     try:
         with open(req.config_file, "rb") as f:
             yaml_bytes = f.read()
-        with Client.connect(req.buildkit_addr, req.tls) as client:
+        with connect_for(plan.package.name, req.buildkit_addr, req.tls) as client:
             result = solve(
                 client,
                 definition,

@@ -29,8 +29,8 @@ from melange_bk.apk.reader import ApkContents
 from melange_bk.build.environment import EnvironmentOptions
 from melange_bk.build.llbgen import BUILD_UID, WORKSPACE, platform_for, run_steps
 from melange_bk.buildkit.address import TLSConfig
-from melange_bk.buildkit.client import Client
 from melange_bk.buildkit.progress import Progress
+from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.solve import SolveResult, solve
 from melange_bk.config.compile import compile_file
 from melange_bk.environment.base import parse_base
@@ -302,7 +302,7 @@ def run_tests(req: TestRequest) -> TestResult:
                 )
         prepared = [(t,) + tuple(prepare_target(req, plan, t, repo)) for t in todo]
     outcomes = []
-    with Client.connect(req.buildkit_addr, req.tls) as client:
+    with connect_for(plan.package.name, req.buildkit_addr, req.tls) as client:
         for target, definition, local_dirs in prepared:
             result = solve(
                 client,

@@ -4,14 +4,15 @@
     tcp://host:1234                          standalone buildkitd over TCP (TLS when a CA/cert is configured)
     docker-unix:///var/run/docker.sock       dockerd's embedded BuildKit: POST /grpc and /session upgraded to h2c
 
-`BUILDKIT_HOST` is honoured, like buildctl; TLS files come from flags or BUILDKIT_TLS_* variables.
+`BUILDKIT_HOST` is honoured, like buildctl; TLS files come from flags or BUILDKIT_TLS_* variables. Several
+daemons are given as a comma-separated list (`parse_addresses`); `buildkit.select` picks one per package.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from melange_bk.errors import BuildKitError
@@ -69,6 +70,10 @@ def parse_address(raw: str) -> Address:
         raise BuildKitError(
             'no BuildKit address: set BUILDKIT_HOST or pass --buildkit-addr (e.g. eval "$(bin/buildkit up)")'
         )
+    if "," in text:
+        raise BuildKitError(
+            f"{raw!r} is a list of BuildKit addresses: this command talks to one daemon (give one address)"
+        )
     if "://" not in text:
         raise BuildKitError(
             f"invalid BuildKit address {raw!r}: expected one of {', '.join(s + '://' for s in SCHEMES)}"
@@ -100,3 +105,24 @@ def address_from_env(explicit: Optional[str] = None, env: Optional[Mapping[str, 
     env = os.environ if env is None else env
     raw = explicit or env.get(ENV_VAR, "")
     return parse_address(raw)
+
+
+def parse_addresses(raw: str) -> Tuple[Address, ...]:
+    """A comma-separated list of daemon addresses (one address is a list of one); empty items and repeats of the
+    same spelling are dropped, the order is kept. A MelangeError names the first bad item."""
+    seen: List[str] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if item and item not in seen:
+            seen.append(item)
+    if not seen:
+        parse_address("")  # raises: no address
+    return tuple(parse_address(item) for item in seen)
+
+
+def addresses_from_env(
+    explicit: Optional[str] = None, env: Optional[Mapping[str, str]] = None
+) -> Tuple[Address, ...]:
+    """Like `address_from_env`, for a comma-separated list (flag/option first, else BUILDKIT_HOST)."""
+    env = os.environ if env is None else env
+    return parse_addresses(explicit or env.get(ENV_VAR, ""))

@@ -14,7 +14,9 @@ def add_buildkit_args(p: argparse.ArgumentParser) -> None:
         "--buildkit-addr",
         default=None,
         metavar="ADDR",
-        help="daemon address: unix://PATH, tcp://HOST:PORT or docker-unix://PATH (default: $BUILDKIT_HOST)",
+        help="daemon address: unix://PATH, tcp://HOST:PORT or docker-unix://PATH (default: $BUILDKIT_HOST); "
+        "several, comma-separated, spread packages over daemons (a stable choice per package name, the next one "
+        "when it does not answer)",
     )
     g.add_argument(
         "--tlscacert", default=None, metavar="FILE", help="CA certificate for tcp:// (BUILDKIT_TLS_CA_CERT)"
