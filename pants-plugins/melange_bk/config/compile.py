@@ -16,6 +16,7 @@ from melange_bk.config.arch import normalize
 from melange_bk.config.parse import OUTDIR, base_substitutions, parse_config
 from melange_bk.config.pipelines import Resolver
 from melange_bk.config.subst import SubstitutionError, substitute
+from melange_bk.config.yamlsrc import one_line
 from melange_bk.errors import ConfigError
 from melange_bk.plan import model as p
 
@@ -39,7 +40,7 @@ class _Compiler:
         self.resolver = resolver
 
     def err(self, message: str, line: Optional[int]) -> ConfigError:
-        return ConfigError(message, path=self.path, line=line)
+        return ConfigError(one_line(message), path=self.path, line=line)
 
     # ---------------------------------------------------------------------------------------------------------
     def steps(

@@ -33,10 +33,12 @@ from melange_bk.config.model import (
 )
 from melange_bk.config.subst import SubstitutionError, substitute
 from melange_bk.config.transforms import replace_all
-from melange_bk.config.yamlsrc import Src, compose, line_of, scalar_content_line, to_plain
+from melange_bk.config.yamlsrc import Src, compose, line_of, one_line, scalar_content_line, to_plain
 from melange_bk.errors import ConfigError
 
 PACKAGE_NAME = re.compile(r"^[a-zA-Z\d][a-zA-Z\d+_.-]*$")
+# The version is part of the .apk file names: never a path separator, `..` only inside a word, no whitespace.
+PACKAGE_VERSION = re.compile(r"^[a-zA-Z\d][a-zA-Z\d+_.~-]*$")
 WORKDIR = "/home/build"
 OUTDIR = "/home/build/melange-out"
 
@@ -447,6 +449,12 @@ def parse_config(
     )
     if not PACKAGE_NAME.match(package.name):
         raise src.error(f"package.name {package.name!r} is not a valid package name", pf.get("name"))
+    if not PACKAGE_VERSION.match(package.version):
+        raise src.error(
+            f"package.version {package.version!r} is not a valid package version (letters, digits and + _ . ~ -, "
+            "starting with a letter or digit)",
+            pf.get("version"),
+        )
 
     data = _data(src, top.get("data"))
     subpackages: List[Subpackage] = []
@@ -521,7 +529,9 @@ def _resolve_vars(
         try:
             value = substitute(v, scope, strict=True)
         except SubstitutionError as e:
-            raise ConfigError(f"vars.{k}: {e.message}", path=src.path if line else None, line=line) from None
+            raise ConfigError(
+                one_line(f"vars.{k}: {e.message}"), path=src.path if line else None, line=line
+            ) from None
         scope[f"vars.{k}"] = value
         out.append((k, value))
 

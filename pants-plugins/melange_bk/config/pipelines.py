@@ -15,7 +15,7 @@ except ImportError:  # pragma: no cover - Python < 3.9
 
 from melange_bk.config.model import Step
 from melange_bk.config.parse import decode_step_fields
-from melange_bk.config.yamlsrc import Src, compose
+from melange_bk.config.yamlsrc import Src, compose, one_line
 from melange_bk.errors import ConfigError
 
 
@@ -39,7 +39,15 @@ def _decode(uses: str, display: str, text: str, builtin: bool) -> PipelineDef:
 
 
 def _validate_uses(uses: str) -> bool:
-    return bool(uses) and not uses.startswith("/") and ".." not in uses.split("/") and "\\" not in uses
+    """A relative name inside the pipeline dirs: no absolute path, no `..`, no backslash, no control character
+    (NUL would make the file lookup itself fail)."""
+    return (
+        bool(uses)
+        and not uses.startswith("/")
+        and ".." not in uses.split("/")
+        and "\\" not in uses
+        and not any(ord(c) < 32 or c == "\x7f" for c in uses)
+    )
 
 
 def load_builtin(uses: str) -> Optional[PipelineDef]:
@@ -89,7 +97,11 @@ class Resolver:
 
     def _resolve(self, uses: str) -> Optional[PipelineDef]:
         if not _validate_uses(uses):
-            raise ConfigError(f'invalid pipeline name "{uses}": no absolute paths or ".." allowed')
+            raise ConfigError(
+                one_line(
+                    f'invalid pipeline name "{uses}": no absolute paths, ".." or control characters allowed'
+                )
+            )
         for d in self.pipeline_dirs:
             path = os.path.join(d, *uses.split("/")) + ".yaml"
             try:
@@ -99,8 +111,14 @@ class Resolver:
             key = (os.path.abspath(path), st.st_mtime_ns, st.st_size)
             cached = _file_cache.get(key)
             if cached is None:
-                with open(path, encoding="utf-8") as f:
-                    cached = _decode(uses, path, f.read(), builtin=False)
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        text = f.read()
+                except OSError as e:
+                    raise ConfigError(f"cannot read pipeline definition: {e.strerror}", path=path) from None
+                except UnicodeDecodeError:
+                    raise ConfigError("pipeline definition is not UTF-8 text", path=path) from None
+                cached = _decode(uses, path, text, builtin=False)
                 _file_cache[key] = cached
             return cached
         return load_builtin(uses)

@@ -32,19 +32,48 @@ def warn_once(key: str, message: str) -> None:
     log.warning("%s", message)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)}
+_CONTROL.update(
+    {
+        ord("\n"): "\\n",
+        ord("\r"): "\\r",
+        ord("\t"): "\\t",
+        0x7F: "\\x7f",
+        0x2028: "\\u2028",
+        0x2029: "\\u2029",
+    }
+)
+
+
+def one_line(message: str) -> str:
+    """`message` with control characters (from the user's values) escaped: an error is always one line."""
+    return message.translate(_CONTROL)
+
+
 def compose(path: str, text: str) -> yaml.Node:
     try:
         node = yaml.compose(text, Loader=_Loader)
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (NUL, other control characters)
+        raise ConfigError(
+            (
+                f"invalid YAML: unacceptable character #x{e.character:04x} at character {e.position + 1}"
+                if isinstance(e.character, int)
+                else f"invalid YAML: {e.reason}"
+            ),
+            path=path,
+        ) from None
+    except UnicodeError:  # a lone surrogate (only possible when text did not come from a UTF-8 file)
+        raise ConfigError("not valid Unicode text", path=path) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise ConfigError(
-            f"invalid YAML: {e.problem or e.context}",
+            one_line(f"invalid YAML: {e.problem or e.context}"),
             path=path,
             line=mark.line + 1 if mark else None,
             col=mark.column + 1 if mark else None,
         ) from None
-    except yaml.YAMLError as e:  # pragma: no cover - reader errors (bad encoding)
-        raise ConfigError(f"invalid YAML: {e}", path=path) from None
+    except yaml.YAMLError as e:  # pragma: no cover - any other YAML error
+        raise ConfigError(one_line(f"invalid YAML: {e}"), path=path) from None
     if node is None:
         raise ConfigError("empty document: expected a mapping", path=path, line=1)
     if not isinstance(node, yaml.MappingNode):
@@ -69,7 +98,7 @@ class Src:
     ) -> ConfigError:
         if node is not None and line is None:
             line = line_of(node)
-        return ConfigError(message, path=self.path, line=line)
+        return ConfigError(one_line(message), path=self.path, line=line)
 
     def mapping(
         self,
