@@ -5,6 +5,15 @@ its CRC and hashed, never held in memory); `verify_apk` then checks the control 
 keyring (a key is looked up by the name the signature carries, as apk-tools does) and the data segment's SHA-256
 against `.PKGINFO`'s `datahash`. `iter_data`/`list_files` stream the data tar, `extract` unpacks it under a
 directory without ever writing outside it.
+
+Limits against hostile archives (module constants; every decompression and tar read goes through them, so
+`read_apk`, `list_files`, `extract` and the environment installer all stop early, in bounded memory and time):
+- `MAX_METADATA`: the signature and control segments decompress to at most 64 MiB;
+- `MAX_UNPACKED`: the data segment decompresses to at most 16 GiB;
+- `MAX_RATIO`: beyond its first `RATIO_FLOOR` (64 MiB) decompressed bytes, a gzip member may not expand more than
+  200 times (a zip bomb expands ~1000 times; real packages stay far below 200:1);
+- `MAX_HEADER`: a PAX extended header or GNU long-name record holds at most 1 MiB (refused before it is read);
+- `MAX_NAME`: entry names and link targets are at most 4096 bytes (PATH_MAX).
 """
 
 from __future__ import annotations
@@ -26,6 +35,43 @@ from melange_bk.errors import ApkError
 
 CHUNK = 1 << 20
 MAX_METADATA = 64 << 20  # decompressed size limit of signature and control segments
+MAX_UNPACKED = 16 << 30  # decompressed size limit of a data segment
+MAX_RATIO = 200  # decompressed:compressed, checked once a member has produced RATIO_FLOOR bytes
+RATIO_FLOOR = 64 << 20
+MAX_HEADER = 1 << 20  # PAX extended headers, GNU long names/links
+MAX_NAME = 4096  # bytes of an entry name or link target
+
+_LONG_HEADERS = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
+
+
+def _check_inflated(out: int, raw: int, limit: int, what: str, path: Optional[str]) -> None:
+    """Refuse a gzip member that produced more than `limit` bytes or expands like a zip bomb."""
+    if out > limit:
+        raise ApkError(f"{what} decompresses to more than {limit >> 20} MiB: refused", path=path)
+    if out > RATIO_FLOOR and out > MAX_RATIO * max(raw, 1):
+        raise ApkError(
+            f"{what} expands more than {MAX_RATIO} times ({raw} compressed bytes gave {out} so far): "
+            "refused as a zip bomb",
+            path=path,
+        )
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses oversized PAX/GNU long headers before tarfile reads them into memory."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        if self.type in _LONG_HEADERS and self.size > MAX_HEADER:
+            raise ApkError(
+                f"tar header record of {self.size} bytes (type {self.type.decode('ascii', 'replace')!r}) is "
+                f"larger than {MAX_HEADER} bytes: refused"
+            )
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -72,13 +118,19 @@ class DataMember:
 
 
 def _inflate_member(
-    f: BinaryIO, path: str, on_data: Callable[[bytes], None], on_raw: Callable[[bytes], None]
+    f: BinaryIO,
+    path: str,
+    on_data: Callable[[bytes], None],
+    on_raw: Callable[[bytes], None],
+    limit: int = MAX_UNPACKED,
+    what: str = "gzip member",
 ) -> int:
     """Decompresses one gzip member starting at `f`'s position; returns its compressed length and leaves `f` at
-    its end. `on_raw` sees exactly the member's bytes, `on_data` its decompressed bytes."""
+    its end. `on_raw` sees exactly the member's bytes, `on_data` its decompressed bytes (at most `limit`)."""
     start = f.tell()
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     fed = 0
+    produced = 0
     pending = b""
     try:
         while not d.eof:
@@ -93,6 +145,8 @@ def _inflate_member(
                 fed += len(pending)
                 out = d.decompress(pending, CHUNK)
             if out:
+                produced += len(out)
+                _check_inflated(produced, fed, limit, what, path)
                 on_data(out)
     except zlib.error as e:
         raise ApkError(f"corrupt gzip stream at byte {start}: {e}", path=path) from None
@@ -115,13 +169,15 @@ def _read_small_member(f: BinaryIO, path: str) -> Tuple[bytes, bytes]:
             raise ApkError("signature/control segment is implausibly large", path=path)
         out.append(chunk)
 
-    _inflate_member(f, path, on_data, raw.append)
+    _inflate_member(
+        f, path, on_data, raw.append, limit=MAX_METADATA + CHUNK, what="signature/control segment"
+    )
     return b"".join(raw), b"".join(out)
 
 
 def _tar_files(tar_bytes: bytes, path: str, what: str) -> List[Tuple[str, bytes]]:
     try:
-        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:", tarinfo=_BoundedTarInfo) as tar:
             files = []
             for m in tar:
                 if not m.isfile():
@@ -132,6 +188,8 @@ def _tar_files(tar_bytes: bytes, path: str, what: str) -> List[Tuple[str, bytes]
             return files
     except tarfile.TarError as e:
         raise ApkError(f"{what} segment is not a valid tar: {e}", path=path) from None
+    except ApkError as e:
+        raise ApkError(f"{what} segment: {e.message}", path=e.path or path) from None
 
 
 def read_apk(path: str) -> ApkContents:
@@ -165,7 +223,7 @@ def read_apk(path: str) -> ApkContents:
         if data_offset >= size:
             raise ApkError("package has no data segment", path=path)
         digest = hashlib.sha256()
-        data_length = _inflate_member(f, path, lambda _chunk: None, digest.update)
+        data_length = _inflate_member(f, path, lambda _chunk: None, digest.update, what="data segment")
         if f.tell() != size:
             raise ApkError(f"{size - f.tell()} unexpected bytes after the data segment", path=path)
     ordered = sorted(control_files, key=lambda nf: (nf[0] != ".PKGINFO",))
@@ -207,6 +265,8 @@ class _MemberStream(io.RawIOBase):
         self._remaining = segment.length
         self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._buf = b""
+        self._raw = 0
+        self._out = 0
 
     def readable(self) -> bool:
         return True
@@ -218,12 +278,15 @@ class _MemberStream(io.RawIOBase):
                     return 0
                 if self._d.unconsumed_tail:
                     self._buf = self._d.decompress(self._d.unconsumed_tail, CHUNK)
-                    continue
-                raw = self._f.read(min(CHUNK, self._remaining)) if self._remaining > 0 else b""
-                if not raw:
-                    raise ApkError("truncated data segment", path=self._path)
-                self._remaining -= len(raw)
-                self._buf = self._d.decompress(raw, CHUNK)
+                else:
+                    raw = self._f.read(min(CHUNK, self._remaining)) if self._remaining > 0 else b""
+                    if not raw:
+                        raise ApkError("truncated data segment", path=self._path)
+                    self._remaining -= len(raw)
+                    self._raw += len(raw)
+                    self._buf = self._d.decompress(raw, CHUNK)
+                self._out += len(self._buf)
+                _check_inflated(self._out, self._raw, MAX_UNPACKED, "data segment", self._path)
         except zlib.error as e:
             raise ApkError(f"corrupt data segment: {e}", path=self._path) from None
         n = min(len(b), len(self._buf))
@@ -273,11 +336,15 @@ def iter_data(
     with open(path, "rb") as f:
         stream = io.BufferedReader(_MemberStream(f, contents.data, path), CHUNK)
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 for m in tar:
                     yield _member(m), tar.extractfile(m) if m.isfile() else None
         except tarfile.TarError as e:
             raise ApkError(f"data segment is not a valid tar: {e}", path=path) from None
+        except ApkError as e:
+            if e.path:
+                raise
+            raise ApkError(f"data segment: {e.message}", path=path) from None
 
 
 def list_files(path: str, contents: Optional[ApkContents] = None) -> Tuple[DataMember, ...]:
@@ -288,6 +355,8 @@ def list_files(path: str, contents: Optional[ApkContents] = None) -> Tuple[DataM
 
 
 def _clean_name(name: str, path: str) -> str:
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME:
+        raise ApkError(f"entry name {name[:60]!r}… is longer than {MAX_NAME} bytes", path=path)
     if "\0" in name:
         raise ApkError(f"entry name contains NUL: {name!r}", path=path)
     if name.startswith("/"):
@@ -416,6 +485,8 @@ def extract(
                 os.chmod(dst, m.mode)
                 files.add(name)
             elif m.kind == "symlink":
+                if len(m.linkname.encode("utf-8", "surrogateescape")) > MAX_NAME:
+                    raise ApkError(f"symlink {name!r} has a target longer than {MAX_NAME} bytes", path=path)
                 if _symlink_escapes(name, m.linkname):
                     raise ApkError(
                         f"symlink {name!r} -> {m.linkname!r} points outside the package root", path=path

@@ -7,11 +7,14 @@ import hashlib
 import io
 import os
 import tarfile
+import time
+import zlib
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import pytest
 
+from melange_bk.apk import reader
 from melange_bk.apk.pkginfo import PkgInfo
 from melange_bk.apk.reader import extract, list_files, secure_join
 from melange_bk.apk.writer import WriteOptions, write_apk
@@ -121,3 +124,121 @@ def test_secure_join(tmp_path: Path) -> None:
     os.symlink("loop", root / "loop")
     with pytest.raises(ApkError, match="too many"):
         secure_join(str(root), "loop/x")
+
+
+# --- limits: huge headers, long names, zip bombs (reader.MAX_*) ---------------------------------------------------
+
+
+def _raw_apk(path: Path, data_tar: bytes) -> Path:
+    """An APK whose data segment is exactly `data_tar` (hand-made bytes, not necessarily what tarfile writes)."""
+    data_gz = gzip.compress(data_tar, mtime=0)
+    pkginfo = (
+        f"pkgname = evil\npkgver = 1-r0\narch = x86_64\ndatahash = {hashlib.sha256(data_gz).hexdigest()}\n"
+    )
+    control_buf = io.BytesIO()
+    t = tarfile.open(fileobj=control_buf, mode="w", format=tarfile.PAX_FORMAT)
+    ti = tarfile.TarInfo(".PKGINFO")
+    ti.size = len(pkginfo)
+    t.addfile(ti, io.BytesIO(pkginfo.encode()))
+    path.write_bytes(gzip.compress(control_buf.getvalue(), mtime=0) + data_gz)
+    return path
+
+
+def _header(name: str, kind: bytes, size: int) -> bytes:
+    ti = tarfile.TarInfo(name)
+    ti.type = kind
+    ti.size = size
+    return ti.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def test_pax_header_claiming_100mb_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    tar = _header("././@PaxHeader", tarfile.XHDTYPE, 100 << 20) + b"20 path=aaaaaaaaaaa\n".ljust(512, b"\0")
+    apk = _raw_apk(tmp_path / "evil.apk", tar + b"\0" * 1024)
+    with pytest.raises(ApkError, match=r"tar header record of 104857600 bytes .* larger than 1048576") as e:
+        list_files(str(apk))
+    assert e.value.path == str(apk)
+    with pytest.raises(ApkError, match="larger than"):
+        extract(str(apk), str(tmp_path / "root"))
+    assert not any((tmp_path / "root").iterdir())
+
+
+def test_real_2mb_pax_header_refused(tmp_path: Path) -> None:
+    ti, content = entry("f", content=b"x")
+    ti.pax_headers = {"comment": "A" * (2 << 20)}
+    apk = hostile_apk(tmp_path / "evil.apk", [(ti, content)])
+    assert apk.stat().st_size < 64 << 10  # compresses well: the limit, not the file size, must stop it
+    with pytest.raises(ApkError, match="larger than 1048576 bytes"):
+        extract(str(apk), str(tmp_path / "root"))
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_very_long_names_refused(tmp_path: Path, fmt: int) -> None:
+    name = "d/" + "n" * 8000
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+        ti = tarfile.TarInfo(name)
+        ti.size = 1
+        t.addfile(ti, io.BytesIO(b"x"))
+    apk = _raw_apk(tmp_path / "evil.apk", buf.getvalue())
+    with pytest.raises(ApkError, match="longer than 4096 bytes"):
+        extract(str(apk), str(tmp_path / "root"))
+
+
+def test_very_long_symlink_target_refused(tmp_path: Path) -> None:
+    apk = hostile_apk(tmp_path / "evil.apk", [entry("l", tarfile.SYMTYPE, "a/" * 3000)])
+    with pytest.raises(ApkError, match="target longer than 4096 bytes"):
+        extract(str(apk), str(tmp_path / "root"))
+
+
+def _bomb_apk(path: Path, unpacked: int) -> Path:
+    """A package whose data segment is one file of `unpacked` zero bytes (gzip'd ~1000:1), written in chunks."""
+    header = _header("zeros", tarfile.REGTYPE, unpacked)
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [comp.compress(header)]
+    zeros = b"\0" * (1 << 20)
+    for _ in range(unpacked >> 20):
+        parts.append(comp.compress(zeros))
+    parts.append(comp.compress(b"\0" * 1024))
+    parts.append(comp.flush())
+    data_gz = b"".join(parts)
+    pkginfo = (
+        f"pkgname = bomb\npkgver = 1-r0\narch = x86_64\ndatahash = {hashlib.sha256(data_gz).hexdigest()}\n"
+    )
+    control_buf = io.BytesIO()
+    t = tarfile.open(fileobj=control_buf, mode="w", format=tarfile.PAX_FORMAT)
+    ti = tarfile.TarInfo(".PKGINFO")
+    ti.size = len(pkginfo)
+    t.addfile(ti, io.BytesIO(pkginfo.encode()))
+    path.write_bytes(gzip.compress(control_buf.getvalue(), mtime=0) + data_gz)
+    return path
+
+
+def test_zip_bomb_refused_early(tmp_path: Path) -> None:
+    """1 GiB of zeros in ~1 MiB: refused after the first 64 MiB decompressed, nothing written, bounded time."""
+    apk = _bomb_apk(tmp_path / "bomb.apk", 1 << 30)
+    assert apk.stat().st_size < 2 << 20
+    started = time.monotonic()
+    with pytest.raises(ApkError, match="expands more than 200 times") as e:
+        extract(str(apk), str(tmp_path / "root"))
+    assert e.value.path == str(apk)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "root" / "zeros").exists()
+    assert time.monotonic() - started < 30  # 1 GiB would take far longer to inflate and write
+
+
+def test_data_segment_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_UNPACKED, even an incompressible data segment is refused (and a file being written is left
+    for the caller's cleanup, not completed)."""
+    monkeypatch.setattr(reader, "MAX_UNPACKED", 2 << 20)
+    apk = hostile_apk(tmp_path / "big.apk", [entry("random", content=os.urandom(3 << 20))])
+    with pytest.raises(ApkError, match="decompresses to more than 2 MiB"):
+        list_files(str(apk))
+    monkeypatch.setattr(reader, "MAX_UNPACKED", 4 << 20)
+    assert [m.name for m in list_files(str(apk))] == ["random"]  # under the limit: fine
+
+
+def test_ratio_floor_lets_ordinary_compressible_packages_through(tmp_path: Path) -> None:
+    """Below RATIO_FLOOR any ratio is fine: 32 MiB of zeros (a sparse-ish data file) still extracts."""
+    apk = _bomb_apk(tmp_path / "zeros.apk", 32 << 20)
+    extract(str(apk), str(tmp_path / "root"))
+    assert (tmp_path / "root" / "zeros").stat().st_size == 32 << 20

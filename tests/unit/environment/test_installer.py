@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import pytest
 
+from melange_bk.apk import reader
 from melange_bk.apk.index import Index, entry_from_apk, write_index
 from melange_bk.environment.installer import (
     BUILD_GROUP,
@@ -27,6 +28,7 @@ from melange_bk.environment.installer import (
 )
 from melange_bk.environment.repository import fetch_keys, fetch_packages, load_index, make_keyring
 from melange_bk.environment.resolver import resolve
+from melange_bk.errors import MelangeError
 
 from .conftest import ARCH, Key, Pkg, RepoFactory
 
@@ -229,6 +231,11 @@ def _entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", content: Op
     return ti, content
 
 
+def _pax(e: tuple, headers: dict) -> tuple:  # type: ignore[type-arg]
+    e[0].pax_headers = headers
+    return e
+
+
 def _hostile_repo(root: Path, key: Key, packages: Sequence[Tuple[str, list]]) -> Path:
     arch = root / ARCH
     arch.mkdir(parents=True)
@@ -254,6 +261,10 @@ def _hostile_repo(root: Path, key: Key, packages: Sequence[Tuple[str, list]]) ->
         ([_entry("dev/null", tarfile.CHRTYPE)], "device node"),
         ([_entry("dev/sda", tarfile.BLKTYPE)], "device node"),
         ([_entry("fifo", tarfile.FIFOTYPE)], "device node"),
+        ([_entry("h", tarfile.LNKTYPE, "../../escape")], "climbs out of the package root"),
+        ([_entry("h", tarfile.LNKTYPE, "/etc/passwd")], "absolute entry name"),
+        ([_entry("d/" + "n" * 5000, content=b"x")], "longer than 4096 bytes"),
+        ([_pax(_entry("f", content=b"x"), {"comment": "A" * (2 << 20)})], "larger than 1048576 bytes"),
     ],
 )
 def test_hostile_package_refused(tmp_path: Path, key: Key, cache: str, members: list, message: str) -> None:
@@ -264,6 +275,20 @@ def test_hostile_package_refused(tmp_path: Path, key: Key, cache: str, members: 
     assert message in str(e.value)
     assert not (tmp_path / "root" / "escape").exists()
     assert not list((tmp_path / "root").glob("escape*"))
+
+
+def test_zip_bomb_package_refused(
+    tmp_path: Path, key: Key, cache: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fetching and installing go through the reader's limits (here a 1 MiB floor: 8 MiB of zeros expand ~1000:1):
+    the package is refused when its download is checked, before anything is extracted."""
+    repo = _hostile_repo(tmp_path / "repo", key, [("bomb", [_entry("zeros", content=bytes(8 << 20))])])
+    monkeypatch.setattr(reader, "RATIO_FLOOR", 1 << 20)
+    with pytest.raises(MelangeError) as e:
+        _install(repo, key, ["bomb"], tmp_path / "root" / "layer", cache)
+    assert "bomb-1-r0.apk: data segment expands more than 200 times" in str(e.value)
+    assert "refused as a zip bomb" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "root" / "layer" / "zeros").exists()
 
 
 def test_absolute_symlink_from_one_package_cannot_redirect_another(
