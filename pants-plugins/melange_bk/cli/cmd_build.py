@@ -12,6 +12,7 @@ import yaml
 
 from melange_bk.build.environment import EnvironmentOptions
 from melange_bk.cli.common import add_buildkit_args, tls_from_args
+from melange_bk.cli.host import add_host_args, resolve_host_args
 from melange_bk.errors import ConfigError
 
 
@@ -121,6 +122,7 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
         help="timestamp for reproducible outputs (default: $SOURCE_DATE_EPOCH, else 0)",
     )
     add_buildkit_args(p)
+    add_host_args(p)
     p.set_defaults(func=run)
 
 
@@ -163,6 +165,7 @@ def _vars(args: argparse.Namespace) -> Tuple[Tuple[str, str], ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_host_args(args)
     from melange_bk.build import builder
 
     sde = args.source_date_epoch

@@ -12,6 +12,7 @@ from typing import List
 
 from melange_bk.apk.index import Index, entry_from_apk, merge, read_index, write_index
 from melange_bk.apk.sign import SHA1, SHA256, load_signing_key
+from melange_bk.cli.host import add_host_args, resolve_host_args
 from melange_bk.errors import MelangeError
 
 
@@ -38,10 +39,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--source-date-epoch", type=int, default=None,
         help="mtime of the index entries (default: $SOURCE_DATE_EPOCH or 0)",
     )  # fmt: skip
+    add_host_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_host_args(args)
     sde = args.source_date_epoch
     if sde is None:
         raw = os.environ.get("SOURCE_DATE_EPOCH", "0") or "0"

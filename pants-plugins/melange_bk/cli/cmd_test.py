@@ -9,6 +9,7 @@ import sys
 from melange_bk.build.environment import EnvironmentOptions
 from melange_bk.cli.cmd_build import _kv_lines, _vars
 from melange_bk.cli.common import add_buildkit_args, tls_from_args
+from melange_bk.cli.host import add_host_args, resolve_host_args
 from melange_bk.errors import ConfigError
 
 
@@ -106,10 +107,12 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
         help="SOURCE_DATE_EPOCH in the test steps (default: $SOURCE_DATE_EPOCH, else 0)",
     )
     add_buildkit_args(p)
+    add_host_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_host_args(args)
     from melange_bk.build import testing
 
     sde = args.source_date_epoch

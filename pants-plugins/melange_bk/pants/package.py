@@ -2,8 +2,9 @@
 
 The Process runs the core library's `melange-bk build` from a PEX against the BuildKit daemon. Its inputs are the
 package's folder (YAML + workspace files), the .apk files of the melange packages it depends on (each as its own
-local repository, with its index) and the signing key when configured: when none of them changed, Pants' process
-cache (local or remote) answers and BuildKit is not asked at all.
+local repository, with its index) and the `[melange]` options' files - by content, never by a path of this
+machine (host.py): when none of them changed, Pants' process cache (local, or a remote cache shared by other
+checkouts and machines) answers and BuildKit is not asked at all.
 """
 
 from __future__ import annotations
@@ -13,11 +14,7 @@ import platform
 from dataclasses import dataclass
 from typing import List, Tuple
 
-from pants.backend.python.target_types import EntryPoint
-from pants.backend.python.util_rules.pex import Pex, PexProcess
-from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
-from pants.engine.addresses import Address
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs, RemovePrefix, Snapshot
 from pants.engine.process import ProcessResult
@@ -26,10 +23,11 @@ from pants.engine.target import DependenciesRequest, Targets
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from melange_bk.pants.builder import LIBRARY, MelangeBuilderPex, MelangeProcess  # noqa: F401 (re-exported)
+from melange_bk.pants.host import MelangeInputs
 from melange_bk.pants.subsystem import MelangeSubsystem
 from melange_bk.pants.target_types import MelangeArchField, MelangeDependenciesField, MelangeSourceField
 
-LIBRARY = Address("pants-plugins/melange_bk", target_name="lib")
 _HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
@@ -41,25 +39,6 @@ class MelangePackageFieldSet(PackageFieldSet):
     dependencies: MelangeDependenciesField
     arch: MelangeArchField
     output_path: OutputPathField
-
-
-@dataclass(frozen=True)
-class MelangeBuilderPex:
-    pex: Pex
-
-
-@rule(desc="Building the melange-bk builder PEX", level=LogLevel.DEBUG)
-async def builder_pex() -> MelangeBuilderPex:
-    pex = await Get(
-        Pex,
-        PexFromTargetsRequest(
-            [LIBRARY],
-            output_filename="melange-bk.pex",
-            internal_only=True,
-            main=EntryPoint("melange_bk.cli.main", "main"),
-        ),
-    )
-    return MelangeBuilderPex(pex)
 
 
 def _arches(field_set: MelangePackageFieldSet) -> Tuple[str, ...]:
@@ -75,12 +54,12 @@ class DependencyRepositories:
     digest: Digest
     count: int
 
-    def argv(self, key_path: str) -> List[str]:
+    def argv(self, signing_pub: str) -> List[str]:
         out: List[str] = []
         for i in range(self.count):
             out += ["--repository-append", f"__deps/{i}"]
-        if self.count and key_path:
-            out += ["--keyring-append", key_path + ".pub"]  # their indexes are signed with our own key
+        if self.count and signing_pub:
+            out += ["--keyring-append", signing_pub]  # their indexes are signed with our own key
         elif self.count:
             out += ["--allow-untrusted"]
         return out
@@ -102,24 +81,17 @@ async def dependency_repositories(field_set: MelangePackageFieldSet) -> Dependen
 
 @rule(desc="Building a melange package on BuildKit", level=LogLevel.DEBUG)
 async def package_melange(
-    field_set: MelangePackageFieldSet, melange: MelangeSubsystem, builder: MelangeBuilderPex
+    field_set: MelangePackageFieldSet,
+    melange: MelangeSubsystem,
+    inputs: MelangeInputs,
 ) -> BuiltPackage:
     yaml_path = field_set.source.file_path
     folder = os.path.dirname(yaml_path)
     repos = await Get(DependencyRepositories, MelangePackageFieldSet, field_set)
     globs = [f"{folder}/**/*" if folder else "**/*", f"!{folder}/BUILD" if folder else "!BUILD"]
-    # A key inside the repository is an input (its content is part of the cache key); an absolute path (e.g. a
-    # git-ignored key under .cache/) is read by the builder at run time: change its path to rebuild with another.
-    key_path = melange.signing_key or ""
-    key_globs = [key_path] if key_path and not os.path.isabs(key_path) else []
-    workspace, key = await MultiGet(
-        Get(Digest, PathGlobs(globs)),
-        Get(Snapshot, PathGlobs(key_globs)),
-    )
-    if key_globs and not key.files:
-        raise ValueError(f"[melange].signing_key = {key_path!r} does not exist (relative to the build root)")
-    env = await Get(EnvironmentVars, EnvironmentVarsRequest(["BUILDKIT_HOST", "SOURCE_DATE_EPOCH"]))
-    addr = melange.buildkit_addr or env.get("BUILDKIT_HOST") or ""
+    workspace = await Get(Digest, PathGlobs(globs))
+    # No path of this machine in argv, env or inputs (the cache key, local and remote): see host.py.
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(["SOURCE_DATE_EPOCH"]))
     argv: List[str] = [
         "build",
         yaml_path,
@@ -131,32 +103,24 @@ async def package_melange(
     ]
     for a in _arches(field_set):
         argv += ["--arch", a]
-    if addr:
-        argv += ["--buildkit-addr", addr]
-    if melange.signing_key:
-        argv += ["--signing-key", melange.signing_key]
-    if melange.environment_base:
-        argv += ["--rootfs", melange.environment_base]
+    if inputs.signing_key:
+        argv += ["--signing-key", inputs.signing_key]
     if not melange.cache_mounts:
         argv += ["--no-cache-mounts"]
-    for d in melange.pipeline_dirs:
-        argv += ["--pipeline-dir", d]
-    for r in melange.repositories:
-        argv += ["--repository-append", r]
-    for k in melange.keyring:
-        argv += ["--keyring-append", k]
-    argv += repos.argv(key_path)
+    argv += inputs.environment_argv
+    argv += repos.argv(inputs.signing_pub)
+    argv += inputs.host_argv
     if env.get("SOURCE_DATE_EPOCH"):
         argv += ["--source-date-epoch", env["SOURCE_DATE_EPOCH"]]
-    input_digest = await Get(Digest, MergeDigests([workspace, key.digest, repos.digest]))
+    input_digest = await Get(Digest, MergeDigests([workspace, inputs.digest, repos.digest]))
     result = await Get(
         ProcessResult,
-        PexProcess(
-            builder.pex,
-            argv=argv,
-            input_digest=input_digest,
-            output_directories=("__out",),
+        MelangeProcess(
+            tuple(argv),
             description=f"melange-bk build {yaml_path}",
+            input_digest=input_digest,
+            append_only_caches=inputs.append_only_caches,
+            output_directories=("__out",),
             level=LogLevel.INFO,
         ),
     )

@@ -1,6 +1,15 @@
 """Pants backend `melange_bk.pants`: melange packages built on BuildKit."""
 
-from melange_bk.pants import dependency_inference, graph_goal, package, repository, tailor, test
+from melange_bk.pants import (
+    builder,
+    dependency_inference,
+    graph_goal,
+    host,
+    package,
+    repository,
+    tailor,
+    test,
+)
 from melange_bk.pants.subsystem import MelangeSubsystem
 from melange_bk.pants.target_types import (
     MelangePackagesGenerator,
@@ -15,6 +24,8 @@ def target_types():
 
 def rules():
     return [
+        *builder.rules(),
+        *host.rules(),
         *dependency_inference.rules(),
         *graph_goal.rules(),
         *package.rules(),

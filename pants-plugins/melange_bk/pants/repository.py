@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List
 
-from pants.backend.python.util_rules.pex import PexProcess
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Addresses, UnparsedAddressInputs
 from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, RemovePrefix, Snapshot
@@ -16,8 +15,9 @@ from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from melange_bk.pants.package import MelangeBuilderPex, MelangePackageFieldSet
-from melange_bk.pants.subsystem import MelangeSubsystem
+from melange_bk.pants.builder import MelangeProcess
+from melange_bk.pants.host import MelangeInputs
+from melange_bk.pants.package import MelangePackageFieldSet
 from melange_bk.pants.target_types import MelangeRepositoryPackagesField
 
 
@@ -31,7 +31,8 @@ class MelangeRepositoryFieldSet(PackageFieldSet):
 
 @rule(desc="Assembling a melange repository", level=LogLevel.DEBUG)
 async def package_repository(
-    field_set: MelangeRepositoryFieldSet, melange: MelangeSubsystem, builder: MelangeBuilderPex
+    field_set: MelangeRepositoryFieldSet,
+    inputs: MelangeInputs,
 ) -> BuiltPackage:
     roots = await Get(Addresses, UnparsedAddressInputs, field_set.packages.to_unparsed_address_inputs())
     closure = await Get(TransitiveTargets, TransitiveTargetsRequest(roots))
@@ -55,29 +56,23 @@ async def package_repository(
     by_arch: Dict[str, List[str]] = {}
     for f in snapshot.files:
         by_arch.setdefault(f.split("/", 1)[0], []).append(f)
-    key_digest = await Get(
-        Snapshot,
-        PathGlobs(
-            [melange.signing_key] if melange.signing_key and not melange.signing_key.startswith("/") else []
-        ),
-    )
-    inputs = await Get(Digest, MergeDigests([merged, key_digest.digest]))
+    input_digest = await Get(Digest, MergeDigests([merged, inputs.digest]))
     results = []
     for arch, files in sorted(by_arch.items()):
         argv = ["index", "-o", f"{arch}/APKINDEX.tar.gz", "--arch", arch]
-        if melange.signing_key:
-            argv += ["--signing-key", melange.signing_key]
+        if inputs.signing_key:
+            argv += ["--signing-key", inputs.signing_key]
+        argv += inputs.host_argv
         argv += sorted(files)
         results.append(
             Get(
                 ProcessResult,
-                PexProcess(
-                    builder.pex,
-                    argv=argv,
-                    input_digest=inputs,
-                    output_files=(f"{arch}/APKINDEX.tar.gz",),
+                MelangeProcess(
+                    tuple(argv),
                     description=f"melange-bk index {arch} ({len(files)} packages) for {field_set.address}",
-                    level=LogLevel.DEBUG,
+                    input_digest=input_digest,
+                    append_only_caches=inputs.append_only_caches,
+                    output_files=(f"{arch}/APKINDEX.tar.gz",),
                 ),
             )
         )

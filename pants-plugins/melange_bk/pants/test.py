@@ -6,20 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pants.backend.python.util_rules.pex import PexProcess
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
-from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs, RemovePrefix
 from pants.engine.process import FallibleProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Target, WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
+from melange_bk.pants.host import MelangeInputs
 from melange_bk.pants.package import (
     DependencyRepositories,
-    MelangeBuilderPex,
     MelangePackageFieldSet,
+    MelangeProcess,
     _arches,
 )
 from melange_bk.pants.subsystem import MelangeSubsystem
@@ -48,7 +47,7 @@ async def run_melange_test(
     batch: MelangeTestRequest.Batch[MelangeTestFieldSet, Any],
     test_subsystem: TestSubsystem,
     melange: MelangeSubsystem,
-    builder: MelangeBuilderPex,
+    inputs: MelangeInputs,
 ) -> TestResult:
     field_set = batch.single_element
     wrapped = await Get(
@@ -66,40 +65,28 @@ async def run_melange_test(
     folder = yaml_path.rsplit("/", 1)[0] if "/" in yaml_path else ""
     globs = [f"{folder}/**/*" if folder else "**/*", f"!{folder}/BUILD" if folder else "!BUILD"]
     workspace = await Get(Digest, PathGlobs(globs))
-    key_path = melange.signing_key or ""
-    key = await Get(Snapshot, PathGlobs([key_path] if key_path and not key_path.startswith("/") else []))
-    env = await Get(EnvironmentVars, EnvironmentVarsRequest(["BUILDKIT_HOST"]))
+    # No path of this machine in argv, env or inputs (the cache key, local and remote): see host.py.
     argv = ["test", yaml_path, "--out-dir", "__apks", "--progress", melange.progress]
     for a in _arches(package_fs):
         argv += ["--arch", a]
-    addr = melange.buildkit_addr or env.get("BUILDKIT_HOST") or ""
-    if addr:
-        argv += ["--buildkit-addr", addr]
-    if melange.environment_base:
-        argv += ["--rootfs", melange.environment_base]
-    for d in melange.pipeline_dirs:
-        argv += ["--pipeline-dir", d]
-    for r in melange.repositories:
-        argv += ["--repository-append", r]
-    for k in melange.keyring:
-        argv += ["--keyring-append", k]
-    if key_path:
-        argv += ["--keyring-append", key_path + ".pub"]  # the packages under test are signed with it
+    argv += inputs.environment_argv
+    if inputs.signing_pub:
+        argv += ["--keyring-append", inputs.signing_pub]  # the packages under test are signed with it
     else:
         argv += ["--allow-untrusted"]
     # Its build-time dependencies, too (what it needs at run time often comes from them: greet → libgreet).
     for i in range(repos.count):
         argv += ["--repository-append", f"__deps/{i}"]
+    argv += inputs.host_argv
     apk_dir = await Get(Digest, AddPrefix(apks, "__apks"))
-    inputs = await Get(Digest, MergeDigests([workspace, key.digest, apk_dir, repos.digest]))
+    input_digest = await Get(Digest, MergeDigests([workspace, inputs.digest, apk_dir, repos.digest]))
     result = await Get(
         FallibleProcessResult,
-        PexProcess(
-            builder.pex,
-            argv=argv,
-            input_digest=inputs,
+        MelangeProcess(
+            tuple(argv),
             description=f"melange-bk test {yaml_path}",
-            level=LogLevel.DEBUG,
+            input_digest=input_digest,
+            append_only_caches=inputs.append_only_caches,
         ),
     )
     return TestResult.from_fallible_process_result(result, field_set.address, test_subsystem.output)

@@ -1,0 +1,249 @@
+"""Machine-local inputs, kept out of a cache key by location but in it by content (`--host-config`).
+
+A Pants `Process` is cached (locally and in a remote REAPI cache) under the digest of its argv, env and input
+files. Things that live only on this machine - the daemon address, TLS files, a rootfs tarball or APK repository
+under a git-ignored folder, the signing key - must not reach that digest by *path* (two clones, two machines would
+never share a cache entry), yet what they contain must (a different rootfs makes different packages).
+
+So the Pants backend first runs `melange-bk host-config` (never cached), which records where each of them is in a
+small JSON file in a Pants named cache (mounted in every sandbox as `__host/`; named caches are outside the key)
+and prints what each one *is* (its identity: sha256 of a file, of a repository's indexes, the public key of a
+signing key, with the file name where it shows in outputs). Builds then get `--host-config __host/host.json`,
+`--host-input NAME=IDENTITY` (in the key) and `@host:NAME` in place of a path; `resolve_host_args` swaps each
+`@host:NAME` for the recorded path after checking that the file still has that identity (a stat match with the
+recorded measurement, else measured again). The daemon address and TLS files come from the same file: a package
+built on daemon A is the same package on daemon B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from typing import Dict, List, Optional, Tuple
+
+from melange_bk.errors import ConfigError
+
+PREFIX = "@host:"
+KINDS = ("path", "file", "dir", "repository", "signing-key")
+_BASE_PREFIXES = ("tar:", "dir:")
+_BUILDKIT_KEYS = ("buildkit_addr", "tlscacert", "tlscert", "tlskey", "tlsservername")
+FORMAT = 1
+# The options of build/test/index that may hold `@host:NAME`.
+PATH_FIELDS = ("rootfs", "repository_append", "keyring_append", "signing_key", "pipeline_dir")
+
+
+def add_host_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("machine-local inputs (used by the Pants backend)")
+    g.add_argument(
+        "--host-config",
+        default="",
+        metavar="FILE",
+        help="JSON written by `melange-bk host-config`: daemon address, TLS files and the paths that "
+        "@host:NAME values stand for",
+    )
+    g.add_argument(
+        "--host-input",
+        action="append",
+        default=[],
+        metavar="NAME=ID",
+        help="identity @host:NAME must have (as printed by host-config); a mismatch is an error",
+    )
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _tree_hash(root: str, only: Optional[Tuple[str, ...]] = None) -> str:
+    """sha256 over the sorted (path, type, mode, content or link target) of a folder; `only`: file names kept."""
+    h = hashlib.sha256()
+    entries: List[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            if only is not None and name not in only:
+                continue
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            st = os.lstat(full)
+            if os.path.islink(full):
+                entries.append(f"{rel}\0l\0{os.readlink(full)}")
+            else:
+                entries.append(f"{rel}\0f\0{st.st_mode & 0o7777:o}\0{_sha256_file(full)}")
+    for e in sorted(entries):
+        h.update(e.encode("utf-8", "surrogateescape") + b"\n")
+    return h.hexdigest()
+
+
+def _spki_sha256(path: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+        pub = key.public_key()
+    except (ValueError, TypeError):
+        pub = serialization.load_pem_public_key(data)
+    der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def measure(kind: str, path: str) -> str:
+    """The identity of a machine-local input: what about it can change the packages built with it.
+
+    file: name + sha256 (key files are installed under their name); path: a file as `file`, a folder as `dir`;
+    dir: sha256 of the tree; repository: sha256 of its APKINDEX.tar.gz files (they carry every package's
+    checksum; the whole tree when it has none); signing-key: name (signatures are named after it) + sha256 of
+    the public key, never of the private key.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"unknown kind of machine-local input {kind!r} (one of {', '.join(KINDS)})")
+    try:
+        if kind == "path":
+            kind = "dir" if os.path.isdir(path) else "file"
+        if kind == "file":
+            return f"{os.path.basename(path)}:sha256:{_sha256_file(path)}"
+        if kind == "dir":
+            if not os.path.isdir(path):
+                raise ConfigError("not a folder", path=path)
+            return f"tree-sha256:{_tree_hash(path)}"
+        if kind == "repository":
+            if not os.path.isdir(path):
+                raise ConfigError("not a folder (an APK repository)", path=path)
+            idx = _tree_hash(path, only=("APKINDEX.tar.gz",))
+            empty = hashlib.sha256(b"").hexdigest()
+            return f"index-sha256:{idx}" if idx != empty else f"tree-sha256:{_tree_hash(path)}"
+        return f"{os.path.basename(path)}:spki-sha256:{_spki_sha256(path)}"
+    except OSError as e:
+        raise ConfigError(f"cannot read machine-local input: {e.strerror}", path=path) from None
+    except ValueError as e:
+        raise ConfigError(f"not a PEM key: {e}", path=path) from None
+
+
+def _stat_key(path: str) -> Optional[List[int]]:
+    """What must not change for a recorded measurement to stand (files only; folders are always measured)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not os.path.isfile(path):
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+
+
+def load(path: str) -> Dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read the host configuration: {e.strerror}", path=path) from None
+    except ValueError as e:
+        raise ConfigError(f"the host configuration is not JSON: {e}", path=path) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigError(f"not a format-{FORMAT} host configuration (rerun)", path=path)
+    return data
+
+
+def write(out: str, inputs: Dict[str, Tuple[str, str]], buildkit: Dict[str, str]) -> Dict[str, str]:
+    """Measure `inputs` (NAME -> (KIND, absolute PATH)), write `out` atomically, return NAME -> identity.
+
+    A measurement in an existing `out` is reused when the file's size, mtime, inode and device are unchanged.
+    """
+    old: Dict = {}
+    if os.path.exists(out):
+        try:
+            old = load(out).get("inputs", {})
+        except ConfigError:
+            old = {}
+    entries: Dict[str, Dict] = {}
+    for name, (kind, path) in sorted(inputs.items()):
+        if not os.path.isabs(path):
+            raise ConfigError(f"machine-local input {name}: {path!r} is not an absolute path")
+        stat = _stat_key(path)
+        prev = old.get(name) or {}
+        if (
+            stat is not None
+            and prev.get("stat") == stat
+            and prev.get("path") == path
+            and prev.get("kind") == kind
+        ):
+            ident = prev["id"]
+        else:
+            ident = measure(kind, path)
+        entries[name] = {"kind": kind, "path": path, "id": ident, "stat": stat}
+    data = {
+        "format": FORMAT,
+        "buildkit": {k: v for k, v in sorted(buildkit.items()) if k in _BUILDKIT_KEYS and v},
+        "inputs": entries,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = f"{out}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, out)
+    return {name: e["id"] for name, e in entries.items()}
+
+
+def _verified_path(name: str, entry: Dict, want: str, config: str) -> str:
+    path = entry.get("path", "")
+    if entry.get("id") == want and entry.get("stat") is not None and _stat_key(path) == entry["stat"]:
+        return path
+    got = measure(entry.get("kind", "path"), path)
+    if got != want:
+        raise ConfigError(
+            f"machine-local input {name} ({path}) is {got}, but this build is keyed on {want}: it changed "
+            "since Pants measured it; run again",
+            path=config,
+        )
+    return path
+
+
+def resolve_host_args(args: argparse.Namespace, fields: Tuple[str, ...] = PATH_FIELDS) -> None:
+    """Replace `@host:NAME` in `args.<field>` (strings or lists, optionally after `tar:`/`dir:`) by the path
+    recorded in `--host-config`, verified against `--host-input NAME=ID`; fill the daemon address and TLS
+    options that were not given from the same file."""
+    expected: Dict[str, str] = {}
+    for item in getattr(args, "host_input", []) or []:
+        name, sep, ident = item.partition("=")
+        if not sep or not name or not ident:
+            raise ConfigError(f"--host-input {item!r}: expected NAME=ID")
+        expected[name] = ident
+    config = getattr(args, "host_config", "") or ""
+    data: Dict = load(config) if config else {}
+    inputs = data.get("inputs", {})
+
+    def resolve(value: str) -> str:
+        if not isinstance(value, str) or PREFIX not in value:
+            return value
+        head = next((p for p in _BASE_PREFIXES if value.startswith(p + PREFIX)), "")
+        if not value.startswith(head + PREFIX):
+            return value
+        name = value[len(head) + len(PREFIX) :]
+        if not config:
+            raise ConfigError(f"{value!r} needs --host-config")
+        if name not in expected:
+            raise ConfigError(
+                f"{value!r} has no --host-input {name}=ID: its content would not be in the cache key"
+            )
+        if name not in inputs:
+            raise ConfigError(f"the host configuration has no input {name!r} (rerun)", path=config)
+        return head + _verified_path(name, inputs[name], expected[name], config)
+
+    for field in fields:
+        if not hasattr(args, field):
+            continue
+        value = getattr(args, field)
+        if isinstance(value, list):
+            setattr(args, field, [resolve(v) for v in value])
+        else:
+            setattr(args, field, resolve(value))
+    for key, value in sorted(data.get("buildkit", {}).items()):
+        if key in _BUILDKIT_KEYS and hasattr(args, key) and not getattr(args, key):
+            setattr(args, key, value)
