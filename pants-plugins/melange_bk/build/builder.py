@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -79,6 +80,11 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
     yaml_abs = os.path.abspath(req.config_file)
     if os.path.dirname(yaml_abs) == source_dir:
         exclude = (os.path.basename(yaml_abs),)
+    if req.signing_key:  # a key kept in the source dir is never uploaded (the client alone signs)
+        key_real, src_real = os.path.realpath(req.signing_key), os.path.realpath(source_dir)
+        if key_real.startswith(src_real + os.sep):
+            rel = os.path.relpath(key_real, src_real).replace(os.sep, "/")
+            exclude += (re.sub(r"([*?\[\\])", r"\\\1", rel),)
     graph = build_graph(
         plan,
         env_state,
@@ -95,15 +101,15 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
 
 
 def workspace_digest(root: str, exclude: Tuple[str, ...] = ()) -> str:
-    """sha256 over the workspace's paths, modes and contents (top-level `exclude` names and melange-out left
-    out): equal workspaces give equal LLB on any machine, different ones never collide in the daemon."""
+    """sha256 over the workspace's paths, modes and contents (`exclude` paths and melange-out left out): equal
+    workspaces give equal LLB on any machine, different ones never collide in the daemon."""
     h = hashlib.sha256()
-    skip = set(exclude) | {"melange-out"}
+    skip = {re.sub(r"\\(.)", r"\1", e) for e in exclude} | {"melange-out"}
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
-        if rel_dir == ".":
-            dirnames[:] = [d for d in dirnames if d not in skip]
-            filenames = [f for f in filenames if f not in skip]
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        dirnames[:] = [d for d in dirnames if prefix + d not in skip]
+        filenames = [f for f in filenames if prefix + f not in skip]
         dirnames.sort()
         for name in sorted(filenames + dirnames):
             full = os.path.join(dirpath, name)
