@@ -61,6 +61,10 @@ _TLS_HINTS = (
     ("WRONG_VERSION_NUMBER", "the server does not speak TLS (drop the --tls* options?)"),
     ("certificate required", "the server wants a client certificate (--tlscert/--tlskey)"),
     ("Peer name", "the certificate does not name this host (set --tlsservername)"),
+    (
+        "ALPN",
+        "the daemon's TLS listener does not offer HTTP/2 (ALPN h2; buildkitd before v0.17): use unix:// or a newer buildkitd",
+    ),
 )
 
 
