@@ -83,7 +83,7 @@ def describe_rpc_error(address: Address, err: grpc.RpcError, bridge: Optional[Up
     ):
         return str(bridge.last_error)
     low = details.lower()
-    if "ssl" in low or "tls" in low or "handshake" in low:
+    if "ssl" in low or "tls" in low or "handshake" in low or "alpn" in low:
         for needle, hint in _TLS_HINTS:
             if needle.lower() in low:
                 return f"TLS handshake with BuildKit at {address} failed: {hint}"

@@ -102,3 +102,21 @@ def test_tls_file_missing(tmp_path: Path) -> None:
 
     with pytest.raises(BuildKitError, match="cannot read the TLS CA certificate"):
         Client.connect("tcp://127.0.0.1:1234", TLSConfig(ca_cert=str(tmp_path / "ca.pem")))
+
+
+def test_alpn_failure_gets_a_hint() -> None:
+    import grpc
+
+    from melange_bk.buildkit.address import parse_address
+    from melange_bk.buildkit.client import describe_rpc_error
+
+    class Err(grpc.RpcError):
+        def code(self):  # type: ignore[no-untyped-def]
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self) -> str:
+            return "failed to connect to all addresses; last error: UNKNOWN: Cannot check peer: missing selected ALPN property."
+
+    msg = describe_rpc_error(parse_address("tcp://127.0.0.1:1234"), Err())
+    assert msg.startswith("TLS handshake with BuildKit at tcp://127.0.0.1:1234 failed: ")
+    assert "v0.17" in msg
