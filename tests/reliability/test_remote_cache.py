@@ -171,9 +171,10 @@ def test_second_clone_builds_from_the_remote_cache_without_the_daemon(
     assert {v[0] for v in lookups_b.values()} == {"hit"}
     assert stats_a.get("remote_cache_write_successes", 0) >= len(PACKAGES), stats_a
     assert stats_b.get("remote_cache_requests_cached", 0) >= len(PACKAGES), stats_b
-    for pkg in PACKAGES:
-        assert f"Completed: melange-bk build packages/{pkg}/melange.yaml" in out_a
-        assert f"Starting: melange-bk build packages/{pkg}/melange.yaml" not in out_b
+    # No local run raced the lookups (builder.py: SPECULATION_DELAY_MS); B's local Processes are the host-config
+    # probe and Pants' own (PEX tooling), never a build: with the daemon unreachable a build would fail the run.
+    assert stats_b.get("remote_cache_speculation_local_completed_first", 0) == 0, stats_b
+    assert stats_b.get("local_execution_requests", 0) < len(PACKAGES), stats_b
     # Byte-identical packages and indexes.
     dist_a, dist_b = _dist(a), _dist(b)
     assert len([p for p in dist_a if p.endswith(".apk")]) >= len(PACKAGES)

@@ -25,6 +25,10 @@ from pants.util.logging import LogLevel
 
 LIBRARY = Address("pants-plugins/melange_bk", target_name="lib")
 FIXED_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# With a remote cache, Pants 2.17 starts the Process locally *while* it asks the cache, after this delay (default
+# 0: at once). A local start is a solve on the daemon: wait longer than a cache lookup may take ([GLOBAL]
+# remote_cache_rpc_timeout_millis, 1500 ms by default), so that a hit never costs a solve. Not part of the key.
+SPECULATION_DELAY_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ async def melange_process(
         output_files=request.output_files,
         output_directories=request.output_directories,
         cache_scope=request.cache_scope,
+        remote_cache_speculation_delay_millis=SPECULATION_DELAY_MS,
     )
 
 
