@@ -1,0 +1,78 @@
+"""melange_bk.cli.host: machine-local inputs are keyed by content, resolved by path, and checked before use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import pytest
+
+from melange_bk.cli import host
+from melange_bk.errors import ConfigError
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    base = dict(host_config="", host_input=[], rootfs="", repository_append=[], keyring_append=[],
+                signing_key="", pipeline_dir=[], buildkit_addr=None, tlscacert=None)  # fmt: skip
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def _files(tmp_path) -> dict:  # type: ignore[no-untyped-def]
+    rootfs = tmp_path / "m1" / "rootfs.tar"
+    rootfs.parent.mkdir()
+    rootfs.write_bytes(b"tar" * 1000)
+    repo = tmp_path / "m1" / "repo" / "x86_64"
+    repo.mkdir(parents=True)
+    (repo / "APKINDEX.tar.gz").write_bytes(b"index")
+    (repo / "a-1.apk").write_bytes(b"apk")
+    return {"rootfs": ("path", str(rootfs)), "repository.0": ("repository", str(repo.parent))}
+
+
+def test_identity_is_content_not_location(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    inputs = _files(tmp_path)
+    ids1 = host.write(str(tmp_path / "h1.json"), inputs, {"buildkit_addr": "unix:///a.sock"})
+    moved = tmp_path / "elsewhere"
+    os.rename(tmp_path / "m1", moved)
+    inputs2 = {k: (kind, p.replace(str(tmp_path / "m1"), str(moved))) for k, (kind, p) in inputs.items()}
+    ids2 = host.write(str(tmp_path / "h2.json"), inputs2, {"buildkit_addr": "tcp://b:1"})
+    assert ids1 == ids2
+    assert ids1["rootfs"].startswith("rootfs.tar:sha256:")
+    assert ids1["repository.0"].startswith("index-sha256:")
+    (moved / "repo" / "x86_64" / "APKINDEX.tar.gz").write_bytes(b"another index")
+    assert host.write(str(tmp_path / "h3.json"), inputs2, {})["repository.0"] != ids1["repository.0"]
+
+
+def test_resolve_replaces_host_values_and_fills_the_daemon(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    inputs = _files(tmp_path)
+    cfg = str(tmp_path / "host.json")
+    ids = host.write(cfg, inputs, {"buildkit_addr": "unix:///a.sock"})
+    args = _args(
+        host_config=cfg,
+        host_input=[f"{k}={v}" for k, v in ids.items()],
+        rootfs="tar:@host:rootfs",
+        repository_append=["@host:repository.0", "__deps/0"],
+    )
+    host.resolve_host_args(args)
+    assert args.rootfs == "tar:" + inputs["rootfs"][1]
+    assert args.repository_append == [inputs["repository.0"][1], "__deps/0"]
+    assert args.buildkit_addr == "unix:///a.sock"
+    with open(cfg) as f:
+        assert json.load(f)["inputs"]["rootfs"]["stat"]
+
+
+def test_changed_or_unkeyed_inputs_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    inputs = _files(tmp_path)
+    cfg = str(tmp_path / "host.json")
+    ids = host.write(cfg, inputs, {})
+    with pytest.raises(ConfigError, match="no --host-input rootfs"):
+        host.resolve_host_args(_args(host_config=cfg, rootfs="@host:rootfs"))
+    with open(inputs["rootfs"][1], "ab") as f:
+        f.write(b"changed")
+    with pytest.raises(ConfigError, match="changed since Pants measured it"):
+        host.resolve_host_args(
+            _args(host_config=cfg, host_input=[f"rootfs={ids['rootfs']}"], rootfs="@host:rootfs")
+        )
+    with pytest.raises(ConfigError, match="needs --host-config"):
+        host.resolve_host_args(_args(rootfs="@host:rootfs"))
