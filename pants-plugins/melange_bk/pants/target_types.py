@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import os
+from typing import Optional
+
 from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
+    AsyncFieldMixin,
     BoolField,
     Dependencies,
+    InvalidFieldException,
     MultipleSourcesField,
+    SecondaryOwnerMixin,
     SingleSourceField,
     SpecialCasedDependencies,
+    StringField,
     StringSequenceField,
     Target,
     TargetFilesGenerator,
 )
+from pants.source.filespec import Filespec
 from pants.util.strutil import help_text
 
 
@@ -43,6 +52,38 @@ class MelangeDependenciesField(Dependencies):
     )
 
 
+class MelangeWorkspaceField(StringField, AsyncFieldMixin, SecondaryOwnerMixin):
+    """The files of the package's folder (not the YAML, which `source` owns): they are uploaded as
+    `/home/build`, so a change to any of them must select the package (`--changed-since`, file arguments)."""
+
+    alias = "workspace"
+    default = None
+    help = help_text(
+        """
+        Not to be set: the build's workspace is every file under this BUILD file's folder except the BUILD file
+        (uploaded as `/home/build`). This field makes the target a (secondary) owner of those files, so that
+        `--changed-since` and file arguments (`pants package pkg/main.c`) select the package when one changes.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            raise InvalidFieldException(
+                f"{address}: `workspace` cannot be set (the workspace is the BUILD file's folder)"
+            )
+        return value
+
+    @property
+    def filespec(self) -> Filespec:
+        base = self.address.spec_path
+        return {
+            "includes": [os.path.join(base, "**/*") if base else "**/*"],
+            "excludes": [os.path.join(base, "BUILD") if base else "BUILD"],
+        }
+
+
 class MelangeArchField(StringSequenceField):
     alias = "arch"
     default = None
@@ -65,6 +106,7 @@ class MelangePackageTarget(Target):
     core_fields = (
         *COMMON_TARGET_FIELDS,
         MelangeSourceField,
+        MelangeWorkspaceField,
         MelangeDependenciesField,
         MelangeArchField,
         MelangeSkipTestField,
@@ -81,9 +123,9 @@ class MelangePackageTarget(Target):
 
 class MelangePackagesGenerator(TargetFilesGenerator):
     alias = "melange_packages"
-    core_fields = (*COMMON_TARGET_FIELDS, MelangeGeneratorSourcesField)
+    core_fields = (*COMMON_TARGET_FIELDS, MelangeGeneratorSourcesField, MelangeWorkspaceField)
     generated_target_cls = MelangePackageTarget
-    copied_fields = COMMON_TARGET_FIELDS
+    copied_fields = (*COMMON_TARGET_FIELDS, MelangeWorkspaceField)
     moved_fields = (MelangeDependenciesField, MelangeArchField, MelangeSkipTestField, OutputPathField)
     help = "Generate a `melange_package` target for each YAML file (for flat repositories like wolfi-dev/os)."
 
