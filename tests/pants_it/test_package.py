@@ -1,0 +1,165 @@
+"""`./pants package` / `./pants test` on a temporary clone (hello, libgreet, greet) against the real daemon.
+
+The tests share one clone and one Pants home (local store, named caches) and run in file order: a cold build,
+then a no-change run (daemon unreachable), then edits that are undone afterwards (the undone state is warm again).
+Which builds ran is read from Pants' own debug log (`spawned local process … "melange-bk.pex", "build", YAML`,
+logged only when a Process runs, never for a cache hit) and `--stats-log` counters; never from timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import zlib
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+
+from tests.pants_it.clone import PantsRun, PantsRunner, checkout, clone, git, tiny
+
+HELLO, LIBGREET, GREET = (f"packages/{p}/melange.yaml" for p in ("hello", "libgreet", "greet"))
+
+
+@pytest.fixture(scope="module")
+def pants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PantsRunner]:
+    base = tmp_path_factory.mktemp("pants-it-package")
+    repo = clone(checkout(), str(base / "repo"))
+    tiny(repo)
+    runner = PantsRunner(repo, str(base / "home"))
+    yield runner
+    runner.cleanup()
+
+
+def _ok(run: PantsRun) -> PantsRun:
+    assert run.returncode == 0, run.tail()
+    return run
+
+
+def _dist(repo: str) -> Dict[str, str]:
+    out = {}
+    for root, _dirs, files in os.walk(os.path.join(repo, "dist")):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, repo)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def _pkginfo(apk: str) -> List[str]:
+    """The .PKGINFO lines of an .apk (concatenated gzip streams: signature, control, data)."""
+    with open(apk, "rb") as f:
+        rest = f.read()
+    while rest:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        member = d.decompress(rest) + d.flush()
+        rest = d.unused_data
+        with tarfile.open(fileobj=io.BytesIO(member)) as tar:
+            try:
+                info = tar.extractfile(".PKGINFO")
+            except KeyError:
+                continue
+            assert info is not None
+            return info.read().decode().splitlines()
+    raise AssertionError(f"{apk}: no .PKGINFO")
+
+
+def _edit(repo: str, path: str, old: str, new: str) -> None:
+    full = os.path.join(repo, path)
+    with open(full) as f:
+        text = f.read()
+    assert old in text, (path, old)
+    with open(full, "w") as f:
+        f.write(text.replace(old, new, 1))
+
+
+def _restore(repo: str, *paths: str) -> None:
+    git(repo, "checkout", "--", *paths)
+
+
+_STATE: Dict[str, Dict[str, str]] = {}
+
+
+def test_greet_builds_after_libgreet_with_libgreet_dev(pants: PantsRunner, buildkit_addr: str) -> None:
+    run = _ok(pants.run("package", "packages/greet:apk", buildkit_host=buildkit_addr))
+    # Exactly the two builds, libgreet first: greet's Process starts after libgreet's completed (Pants awaits
+    # the dependency's BuiltPackage), and Pants reports them in that order.
+    assert run.spawned() == [LIBGREET, GREET], run.tail()
+    assert run.completed() == [LIBGREET, GREET], run.tail()
+    # greet's build got libgreet's packages as a local repository (`__deps/0`), trusted by our own key ...
+    greet_argv = next(
+        line for line in run.out.splitlines() if '"build", "packages/greet/melange.yaml"' in line
+    )
+    assert '"--repository-append", "__deps/0"' in greet_argv
+    assert '"--repository-append", "__deps/0"' not in next(
+        line for line in run.out.splitlines() if '"build", "packages/libgreet/melange.yaml"' in line
+    )
+    # ... and its environment held libgreet-dev: `cc … -lgreet` linked against it (greet.h, libgreet.so come only
+    # from libgreet-dev), so SCA found the runtime dependency on libgreet's soname.
+    apks = sorted(p for p in _dist(pants.repo) if p.endswith(".apk"))
+    assert apks == ["dist/packages.greet/apk/x86_64/greet-1.0.0-r0.apk"], apks
+    assert "depend = so:libgreet.so.1" in _pkginfo(os.path.join(pants.repo, apks[0]))
+    _STATE["dist"] = _dist(pants.repo)
+
+
+def test_no_change_runs_no_build_even_with_the_daemon_unreachable(
+    pants: PantsRunner, buildkit_addr: str, tmp_path: Path
+) -> None:
+    if "dist" not in _STATE:
+        pytest.fail("needs test_greet_builds_after_libgreet_with_libgreet_dev's cold build first")
+    dead = f"unix://{tmp_path}/nobody-listens.sock"  # a solve would fail the run
+    run = _ok(pants.run("package", "packages/greet:apk", buildkit_host=dead))
+    assert run.spawned() == [], run.tail()
+    assert run.completed() == [], run.tail()
+    assert "Starting: melange-bk build" not in run.out
+    stats = run.stats
+    # Both builds were local cache hits; what ran locally is only the uncached host-config probe and Pants'
+    # interpreter lookup, each of which the debug log shows as spawned.
+    assert stats["local_cache_requests_cached"] >= 2, stats
+    assert stats["local_execution_requests"] == run.out.count("spawned local process as"), stats
+    assert len(run.spawned("host-config")) == 1, run.tail()
+    assert _dist(pants.repo) == _STATE["dist"]
+
+
+def test_editing_a_leaf_rebuilds_only_it(pants: PantsRunner, buildkit_addr: str) -> None:
+    # hello has not been built in this clone yet: `package ::` builds it, and only it.
+    run = _ok(pants.run("package", "::", buildkit_host=buildkit_addr))
+    assert run.spawned() == [HELLO], run.tail()
+    _edit(pants.repo, GREET, "description: A program", "description: An edited program")
+    try:
+        run = _ok(pants.run("package", "::", buildkit_host=buildkit_addr))
+        assert run.spawned() == [GREET], run.tail()
+    finally:
+        _restore(pants.repo, GREET)
+    # Undone: the previous state is a cache hit again.
+    run = _ok(pants.run("package", "::", buildkit_host=buildkit_addr))
+    assert run.spawned() == [], run.tail()
+
+
+def test_editing_libgreet_rebuilds_it_and_greet_not_hello(pants: PantsRunner, buildkit_addr: str) -> None:
+    _edit(pants.repo, LIBGREET, "description: A tiny", "description: An edited tiny")
+    try:
+        run = _ok(pants.run("package", "::", buildkit_host=buildkit_addr))
+        assert run.spawned() == [LIBGREET, GREET], run.tail()
+        assert run.completed() == [LIBGREET, GREET], run.tail()
+    finally:
+        _restore(pants.repo, LIBGREET)
+
+
+def test_pants_test_passes_and_fails_with_the_log(pants: PantsRunner, buildkit_addr: str) -> None:
+    run = _ok(pants.run("test", "packages/hello:apk", buildkit_host=buildkit_addr))
+    assert run.spawned("test") == [HELLO], run.tail()
+    assert "✓ packages/hello:apk succeeded" in run.out, run.tail()
+
+    _edit(pants.repo, HELLO, 'grep -qx "Hello, world!"', 'grep -qx "Goodbye, world!"')
+    try:
+        run = pants.run("test", "packages/hello:apk", buildkit_host=buildkit_addr)
+        assert run.returncode != 0, run.tail()
+        assert "packages/hello:apk failed" in run.out, run.tail()
+        # The failing step is named, with its log (the command that failed), in Pants' output.
+        assert "says hello" in run.out, run.tail()
+        assert "Goodbye, world!" in run.out, run.tail()
+    finally:
+        _restore(pants.repo, HELLO)
