@@ -26,6 +26,10 @@ from typing import Dict, Iterator, Tuple
 
 import pytest
 
+from tests.pants_it.clone import cache_dir as _cache_dir
+from tests.pants_it.clone import checkout
+from tests.pants_it.clone import clone as _clone
+
 PACKAGES = ("greet", "hello", "libgreet", "ranged", "templated")
 INSTANCE = "melange-bk"
 _CACHE_LINE = re.compile(r'remote cache (hit|miss) for: "(melange-bk build [^"]+)" digest=(Digest \{[^}]*\})')
@@ -33,16 +37,10 @@ _COUNTER = re.compile(r"^\s+(\w+): (\d+)$", re.M)
 
 
 def _repo() -> str:
-    repo = os.environ.get("MELANGE_BK_REPO", "")
-    if not repo or not os.path.isfile(os.path.join(repo, "pants.toml")):
-        pytest.fail(
-            "MELANGE_BK_REPO must name the checkout (pants.toml's [test] extra_env_vars)", pytrace=False
-        )
-    return repo
-
-
-def _cache_dir(repo: str) -> str:
-    return os.environ.get("MELANGE_BK_CACHE") or os.path.join(repo, ".cache")
+    try:
+        return checkout()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 def _free_port() -> int:
@@ -84,24 +82,6 @@ def remote_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-
-
-def _clone(repo: str, dest: str) -> str:
-    """A clone of HEAD sharing only what is not the Pants cache (virtualenv, wheels, example environment)."""
-    subprocess.run(["git", "clone", "-q", "--no-hardlinks", repo, dest], check=True)
-    cache = _cache_dir(repo)
-    os.makedirs(os.path.join(dest, ".cache"))
-    for name in sorted(os.listdir(cache)):
-        if name.startswith("pants-") or name in (
-            "tools",
-            "wheels",
-            "bootstrap-venv",
-            "rootfs",
-            "bootstrap-repo",
-            "keys",
-        ):
-            os.symlink(os.path.join(cache, name), os.path.join(dest, ".cache", name))
-    return dest
 
 
 def _pants(clone: str, remote: str, buildkit_host: str, home: str) -> Tuple[str, Dict[str, int]]:
