@@ -20,7 +20,17 @@ from melange_bk import __version__
 from melange_bk.errors import MelangeError
 
 # Order is the order shown in --help.
-COMMANDS = ("build", "test", "compile", "keygen", "index", "dump-llb", "bootstrap-repo", "ping", "host-config")
+COMMANDS = (
+    "build",
+    "test",
+    "compile",
+    "keygen",
+    "index",
+    "dump-llb",
+    "bootstrap-repo",
+    "ping",
+    "host-config",
+)
 
 
 def _module_name(command: str) -> str:
