@@ -37,9 +37,11 @@ def _module_name(command: str) -> str:
     return "melange_bk.cli.cmd_" + command.replace("-", "_")
 
 
-def _load_commands() -> List[ModuleType]:
+def _load_commands(only: Optional[str] = None) -> List[ModuleType]:
+    """The sub-command modules (only the one named by `only` when it is a command: each pulls in its layers, and
+    `melange-bk ping` or `host-config` should not pay for importing the whole library)."""
     modules = []
-    for command in COMMANDS:
+    for command in COMMANDS if only not in COMMANDS else (only,):
         try:
             modules.append(importlib.import_module(_module_name(command)))
         except ModuleNotFoundError as e:
@@ -48,11 +50,7 @@ def _load_commands() -> List[ModuleType]:
     return modules
 
 
-# Imported once, when this module is: a later chdir() cannot hide them (the package path may be relative).
-_COMMAND_MODULES = _load_commands()
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="melange-bk",
         description="Build Alpine-format .apk packages from melange YAML, with BuildKit as the execution backend.",
@@ -60,13 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"melange-bk {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _COMMAND_MODULES:
+    for module in _load_commands(only):
         module.register(subparsers)
     return parser
 
 
+def _command_in(argv: List[str]) -> Optional[str]:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
