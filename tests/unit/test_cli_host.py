@@ -76,3 +76,51 @@ def test_changed_or_unkeyed_inputs_are_refused(tmp_path) -> None:  # type: ignor
         )
     with pytest.raises(ConfigError, match="needs --host-config"):
         host.resolve_host_args(_args(rootfs="@host:rootfs"))
+
+
+def test_probe_sources_are_the_import_closure_of_host_config() -> None:
+    """The Pants rule runs `melange-bk host-config` from a handful of source files (no PEX, no third-party
+    libraries): the list in pants/host.py must be exactly what the command imports."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import melange_bk
+
+    root = Path(melange_bk.__file__).resolve().parent
+    tree = ast.parse((root / "pants" / "host.py").read_text())
+    listed = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", "") == "PROBE_SOURCES" for t in node.targets
+        ):
+            listed = sorted(ast.literal_eval(node.value))
+    assert listed is not None
+    code = (
+        "import sys\n"
+        "from melange_bk.cli.main import main\n"
+        "try:\n    main(['host-config', '--help'])\nexcept SystemExit:\n    pass\n"
+        "mods = [m for m in sys.modules.values() if getattr(m, '__file__', None)]\n"
+        "print('\\n'.join(sorted('MOD:' + m.__name__ + '=' + m.__file__ for m in mods)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(root.parent), "PATH": "/usr/bin:/bin"},
+    ).stdout.splitlines()
+    out = [line[len("MOD:") :] for line in out if line.startswith("MOD:")]
+    ours = sorted(
+        str(Path(f).resolve().relative_to(root))
+        for name, f in (line.split("=", 1) for line in out)
+        if name.startswith("melange_bk")
+    )
+    third_party = [
+        n
+        for n, _ in (line.split("=", 1) for line in out)
+        if n.split(".")[0] in ("yaml", "grpc", "google", "cryptography", "networkx", "elftools")
+    ]
+    assert ours == listed
+    assert third_party == []

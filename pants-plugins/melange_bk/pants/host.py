@@ -25,15 +25,30 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import EMPTY_DIGEST, Digest, PathGlobs, Snapshot
-from pants.engine.process import ProcessCacheScope, ProcessResult
+from pants.backend.python.util_rules.pex_environment import PexEnvironment
+from pants.engine.fs import Digest, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from melange_bk.pants.builder import MelangeProcess
+from melange_bk.pants.builder import FIXED_PATH, MelangeBuilderPex
 from melange_bk.pants.subsystem import MelangeSubsystem
 
+PLUGIN_ROOT = "pants-plugins"
+# What `melange-bk host-config` imports (standard library only; tests/unit/test_cli_host.py checks the list).
+PROBE_SOURCES = (
+    "__init__.py",
+    "errors.py",
+    "cli/__init__.py",
+    "cli/main.py",
+    "cli/common.py",
+    "cli/host.py",
+    "cli/cmd_host_config.py",
+    "buildkit/__init__.py",
+    "buildkit/address.py",
+)
+PROBE_MAIN = "import sys; sys.path.insert(0, '.'); from melange_bk.cli.main import main; sys.exit(main())"
 HOST_DIR = "__host"
 HOST_CONFIG = f"{HOST_DIR}/host.json"
 _TLS_ENV = (
@@ -66,7 +81,9 @@ class MelangeInputs:
 
 
 @rule(desc="Recording the machine-local inputs of melange builds", level=LogLevel.DEBUG)
-async def melange_inputs(melange: MelangeSubsystem) -> MelangeInputs:
+async def melange_inputs(
+    melange: MelangeSubsystem, builder: MelangeBuilderPex, pex_environment: PexEnvironment
+) -> MelangeInputs:
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["BUILDKIT_HOST", *(v for _, v in _TLS_ENV)]))
     host: Dict[str, Tuple[str, str]] = {}  # NAME -> (KIND, absolute path)
     globs: List[str] = []
@@ -116,14 +133,23 @@ async def melange_inputs(melange: MelangeSubsystem) -> MelangeInputs:
         probe_argv += ["--input", f"{name}={kind}:{path}"]
     for opt, value in buildkit:
         probe_argv += [f"--{opt}", value]
+    # Never cached (it reads this machine's files and writes outside its sandbox), so it runs once per Pants
+    # session: it runs the few stdlib-only modules it needs straight from the sources with the builder PEX's
+    # interpreter, not the whole PEX (whose start-up would double a no-change `pants package`).
+    sources = await Get(Digest, PathGlobs([f"{PLUGIN_ROOT}/melange_bk/{f}" for f in PROBE_SOURCES]))
+    sources = await Get(Digest, RemovePrefix(sources, PLUGIN_ROOT))
+    complete = pex_environment.in_sandbox(working_directory=None)
+    pex = builder.pex
+    python = pex.python.path if pex.python else complete.create_argv(pex.name)[0]
     result = await Get(
         ProcessResult,
-        MelangeProcess(
-            tuple(probe_argv),
+        Process(
+            (python, "-c", PROBE_MAIN, *probe_argv),
             description="melange-bk host-config (machine-local inputs)",
-            input_digest=EMPTY_DIGEST,
+            level=LogLevel.DEBUG,
+            input_digest=sources,
+            env={"PATH": FIXED_PATH},
             append_only_caches=caches,
-            # Never cached: it reads this machine's files and writes outside its sandbox.
             cache_scope=ProcessCacheScope.PER_SESSION,
         ),
     )
