@@ -78,7 +78,7 @@ def test_changed_or_unkeyed_inputs_are_refused(tmp_path) -> None:  # type: ignor
         host.resolve_host_args(_args(rootfs="@host:rootfs"))
 
 
-def test_probe_sources_are_the_import_closure_of_host_config() -> None:
+def test_probe_sources_are_the_import_closure_of_host_config(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The Pants rule runs `melange-bk host-config` from a handful of source files (no PEX, no third-party
     libraries): the list in pants/host.py must be exactly what the command imports."""
     import ast
@@ -97,10 +97,23 @@ def test_probe_sources_are_the_import_closure_of_host_config() -> None:
         ):
             listed = sorted(ast.literal_eval(node.value))
     assert listed is not None
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = tmp_path / "k.rsa"
+    key.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
     code = (
         "import sys\n"
         "from melange_bk.cli.main import main\n"
         "try:\n    main(['host-config', '--help'])\nexcept SystemExit:\n    pass\n"
+        f"main(['host-config', '--out', {str(tmp_path / 'host.json')!r}, '--input', 'key=signing-key:{key}',"
+        f" '--input', 'data=file:{key}'])\n"
         "mods = [m for m in sys.modules.values() if getattr(m, '__file__', None)]\n"
         "print('\\n'.join(sorted('MOD:' + m.__name__ + '=' + m.__file__ for m in mods)))\n"
     )
@@ -124,3 +137,36 @@ def test_probe_sources_are_the_import_closure_of_host_config() -> None:
     ]
     assert ours == listed
     assert third_party == []
+
+
+def test_public_key_identity_matches_cryptography(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The probe derives the public key's fingerprint with the standard library; it must equal the DER SPKI that
+    cryptography produces, for PKCS#1 and PKCS#8 private keys and for the public key itself."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from melange_bk.cli.host import _spki_sha256
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    expected = hashlib.sha256(spki).hexdigest()
+    files = {
+        "pkcs1.rsa": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ),
+        "pkcs8.rsa": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        "pub.rsa.pub": key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        assert _spki_sha256(str(tmp_path / name)) == expected, name

@@ -81,18 +81,75 @@ def _tree_hash(root: str, only: Optional[Tuple[str, ...]] = None) -> str:
     return h.hexdigest()
 
 
-def _spki_sha256(path: str) -> str:
-    from cryptography.hazmat.primitives import serialization
+def _der_read(data: bytes, pos: int) -> Tuple[int, bytes, int]:
+    """One DER TLV at `pos`: (tag, value, next position)."""
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4:
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(data[pos : pos + n], "big")
+        pos += n
+    if pos + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, data[pos : pos + length], pos + length
 
+
+def _der_items(value: bytes) -> List[Tuple[int, bytes]]:
+    items, pos = [], 0
+    while pos < len(value):
+        tag, v, pos = _der_read(value, pos)
+        items.append((tag, v))
+    return items
+
+
+def _der(tag: int, value: bytes) -> bytes:
+    n = len(value)
+    if n < 0x80:
+        return bytes([tag, n]) + value
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + value
+
+
+_RSA_ALGORITHM = _der(0x30, _der(0x06, bytes.fromhex("2a864886f70d010101")) + _der(0x05, b""))
+
+
+def _pem_blocks(text: bytes) -> List[Tuple[str, bytes]]:
+    import base64
+    import re
+
+    out = []
+    for m in re.finditer(rb"-----BEGIN ([A-Z ]+)-----(.*?)-----END \1-----", text, re.S):
+        out.append((m.group(1).decode(), base64.b64decode(b"".join(m.group(2).split()))))
+    return out
+
+
+def _spki_sha256(path: str) -> str:
+    """sha256 of the DER SubjectPublicKeyInfo of an RSA key file (private PKCS#1/PKCS#8 or public), computed with
+    the standard library only: this runs in the host-config probe, which has no third-party packages."""
     with open(path, "rb") as f:
-        data = f.read()
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-        pub = key.public_key()
-    except (ValueError, TypeError):
-        pub = serialization.load_pem_public_key(data)
-    der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
+        blocks = _pem_blocks(f.read())
+    if not blocks:
+        raise ValueError("no PEM block")
+    label, der = blocks[0]
+    if label == "PUBLIC KEY":
+        return hashlib.sha256(der).hexdigest()
+    if label == "RSA PUBLIC KEY":
+        return hashlib.sha256(_der(0x30, _RSA_ALGORITHM + _der(0x03, b"\0" + der))).hexdigest()
+    if label == "PRIVATE KEY":  # PKCS#8: version, algorithm, OCTET STRING(PKCS#1)
+        items = _der_items(_der_read(der, 0)[1])
+        if len(items) < 3 or items[2][0] != 0x04:
+            raise ValueError("not a PKCS#8 private key")
+        der = items[2][1]
+    elif label != "RSA PRIVATE KEY":
+        raise ValueError(f"unsupported PEM block {label!r} (an RSA key is expected)")
+    fields = _der_items(_der_read(der, 0)[1])  # version, n, e, d, ...
+    if len(fields) < 3 or fields[1][0] != 0x02 or fields[2][0] != 0x02:
+        raise ValueError("not an RSA private key")
+    rsa_public = _der(0x30, _der(0x02, fields[1][1]) + _der(0x02, fields[2][1]))
+    return hashlib.sha256(_der(0x30, _RSA_ALGORITHM + _der(0x03, b"\0" + rsa_public))).hexdigest()
 
 
 def measure(kind: str, path: str) -> str:

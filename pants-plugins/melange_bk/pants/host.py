@@ -24,8 +24,8 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
-from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest, PathGlobs, RemovePrefix, Snapshot
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
