@@ -21,7 +21,9 @@ SHARED_CACHE = ("tools", "wheels", "bootstrap-venv", "rootfs", "bootstrap-repo",
 # `spawned local process as Some(PID) for Process { argv: ["/usr/bin/python3.9", "melange-bk.pex", "build", YAML`:
 # Pants (-ldebug) logs this only when it runs a Process, never for a cache hit.
 _SPAWNED = re.compile(
-    r'spawned local process as Some\(\d+\) for Process \{ argv: \[[^\]]*?"melange-bk\.pex", "(\w[\w-]*)", "([^"]*)"'
+    # The builder PEX (`… "melange-bk.pex", "build", …`) or the host-config probe (`… sys.exit(main())", "host-config"`).
+    r'spawned local process as Some\(\d+\) for Process \{ argv: \[[^\]]*?(?:"melange-bk\.pex"|sys\.exit\(main\(\)\)"), '
+    r'"(\w[\w-]*)", "([^"]*)"'
 )
 _COMPLETED = re.compile(r"\[INFO\] Completed: melange-bk (build|test) (\S+)")
 _COUNTER = re.compile(r"^\s+(\w+): (\d+)$", re.M)
