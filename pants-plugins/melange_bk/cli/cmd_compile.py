@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Tuple
-
-from melange_bk.errors import ConfigError
 
 
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
@@ -32,21 +29,12 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     parser.set_defaults(func=run)
 
 
-def _vars(items: List[str]) -> List[Tuple[str, str]]:
-    out = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--var {item!r}: expected KEY=VALUE")
-        out.append((key, value))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
+    from melange_bk.cli.planargs import parse_vars
     from melange_bk.config.compile import compile_file
 
     plan = compile_file(
-        args.file, arch=args.arch, pipeline_dirs=args.pipeline_dir, extra_vars=_vars(args.var)
+        args.file, arch=args.arch, pipeline_dirs=args.pipeline_dir, extra_vars=parse_vars(args.var)
     )
     sys.stdout.write(plan.to_json())
     return 0
