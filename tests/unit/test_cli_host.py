@@ -170,3 +170,35 @@ def test_public_key_identity_matches_cryptography(tmp_path) -> None:  # type: ig
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
         assert _spki_sha256(str(tmp_path / name)) == expected, name
+
+
+def test_stat_stamp_follows_every_change_it_must_see(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    inputs = _files(tmp_path)
+    rootfs, repo = inputs["rootfs"][1], inputs["repository.0"][1]
+    recorded = str(tmp_path / "cache" / "host.json")
+    paths = [rootfs, repo, recorded]
+    stamps = [host.stat_stamp(paths)]
+    assert host.stat_stamp(reversed(paths)) == stamps[0]  # order-free, and equal while nothing changed
+
+    def changed() -> bool:
+        stamps.append(host.stat_stamp(paths))
+        return stamps[-1] != stamps[-2]
+
+    host.write(recorded, {"rootfs": inputs["rootfs"]}, {})
+    assert changed()  # the recorded file appeared
+    st = os.stat(recorded)
+    host.write(recorded, {"rootfs": inputs["rootfs"]}, {})
+    assert not changed()  # an unchanged configuration is not rewritten
+    assert os.stat(recorded).st_ino == st.st_ino and os.stat(recorded).st_mtime_ns == st.st_mtime_ns
+    with open(rootfs, "ab") as f:
+        f.write(b"more")
+    assert changed()
+    os.utime(os.path.join(repo, "x86_64", "a-1.apk"), ns=(1, 1))  # deep in a folder, same size
+    assert changed()
+    os.rename(rootfs, rootfs + ".old")
+    assert changed()  # missing
+    with open(rootfs, "wb") as f:
+        f.write(b"tar" * 1000)
+    assert changed()  # replaced (another inode)
+    os.unlink(recorded)
+    assert changed()

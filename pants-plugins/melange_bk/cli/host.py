@@ -21,9 +21,10 @@ import argparse
 import hashlib
 import json
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from melange_bk.errors import ConfigError
+from melange_bk.filehash import sha256_file
 
 PREFIX = "@host:"
 KINDS = ("path", "file", "dir", "repository", "signing-key")
@@ -52,14 +53,6 @@ def add_host_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _tree_hash(root: str, only: Optional[Tuple[str, ...]] = None) -> str:
     """sha256 over the sorted (path, type, mode, content or link target) of a folder; `only`: file names kept."""
     h = hashlib.sha256()
@@ -75,7 +68,7 @@ def _tree_hash(root: str, only: Optional[Tuple[str, ...]] = None) -> str:
             if os.path.islink(full):
                 entries.append(f"{rel}\0l\0{os.readlink(full)}")
             else:
-                entries.append(f"{rel}\0f\0{st.st_mode & 0o7777:o}\0{_sha256_file(full)}")
+                entries.append(f"{rel}\0f\0{st.st_mode & 0o7777:o}\0{sha256_file(full)}")
     for e in sorted(entries):
         h.update(e.encode("utf-8", "surrogateescape") + b"\n")
     return h.hexdigest()
@@ -166,7 +159,7 @@ def measure(kind: str, path: str) -> str:
         if kind == "path":
             kind = "dir" if os.path.isdir(path) else "file"
         if kind == "file":
-            return f"{os.path.basename(path)}:sha256:{_sha256_file(path)}"
+            return f"{os.path.basename(path)}:sha256:{sha256_file(path)}"
         if kind == "dir":
             if not os.path.isdir(path):
                 raise ConfigError("not a folder", path=path)
@@ -195,6 +188,31 @@ def _stat_key(path: str) -> Optional[List[int]]:
     return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
 
 
+def stat_stamp(paths: Iterable[str]) -> str:
+    """sha256 of what `lstat` says of each path and, for a folder, of every entry under it (type, mode, size,
+    mtime, ctime, inode, device); a missing path counts as such. Cheap next to measuring (no file is read): it
+    decides whether the host-config probe must run again."""
+    h = hashlib.sha256()
+
+    def add(path: str) -> None:
+        try:
+            st = os.lstat(path)
+        except OSError as e:
+            h.update(f"{path}\0missing:{e.errno}\n".encode("utf-8", "surrogateescape"))
+            return
+        fields = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        h.update(f"{path}\0{fields}\n".encode("utf-8", "surrogateescape"))
+
+    for root in sorted(set(paths)):
+        add(root)
+        if os.path.isdir(root):  # (a symlink to a folder is followed here, as the probe does)
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames.sort()
+                for name in sorted(dirnames + filenames):
+                    add(os.path.join(dirpath, name))
+    return h.hexdigest()
+
+
 def load(path: str) -> Dict:
     try:
         with open(path, encoding="utf-8") as f:
@@ -211,7 +229,8 @@ def load(path: str) -> Dict:
 def write(out: str, inputs: Dict[str, Tuple[str, str]], buildkit: Dict[str, str]) -> Dict[str, str]:
     """Measure `inputs` (NAME -> (KIND, absolute PATH)), write `out` atomically, return NAME -> identity.
 
-    A measurement in an existing `out` is reused when the file's size, mtime, inode and device are unchanged.
+    A measurement in an existing `out` is reused when the file's size, mtime, inode and device are unchanged;
+    `out` is not rewritten when it would not change.
     """
     old: Dict = {}
     if os.path.exists(out):
@@ -240,11 +259,20 @@ def write(out: str, inputs: Dict[str, Tuple[str, str]], buildkit: Dict[str, str]
         "buildkit": {k: v for k, v in sorted(buildkit.items()) if k in _BUILDKIT_KEYS and v},
         "inputs": entries,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    tmp = f"{out}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, out)
+    text = json.dumps(data, indent=1, sort_keys=True)
+    try:
+        with open(out, encoding="utf-8") as f:
+            unchanged = f.read() == text
+    except OSError:
+        unchanged = False
+    if (
+        not unchanged
+    ):  # (left as it is otherwise: the Pants backend decides from its stat whether to run again)
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        tmp = f"{out}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, out)
     return {name: e["id"] for name, e in entries.items()}
 
 

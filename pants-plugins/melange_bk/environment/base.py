@@ -17,11 +17,12 @@ import os
 import shutil
 import tarfile
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 from melange_bk import llb
 from melange_bk.environment.repository import cache_dir
 from melange_bk.errors import MelangeError
+from melange_bk.filehash import sha256_file_remembered
 
 KINDS = ("none", "dir", "tar", "image")
 SYNTAX = "none, dir:PATH, tar:PATH or image:REF@sha256:DIGEST"
@@ -80,20 +81,8 @@ def parse_base(text: str) -> Base:
     raise BaseError(f"base {text!r} is neither an existing path nor one of {SYNTAX}")
 
 
-_SHA_MEMO: Dict[Tuple[str, int, int], str] = {}
-
-
-def _sha256_file(path: str) -> str:
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    if key in _SHA_MEMO:  # a 650 MB rootfs is hashed once per process, not once per use
-        return _SHA_MEMO[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    _SHA_MEMO[key] = h.hexdigest()
-    return _SHA_MEMO[key]
+def _sha256_file(path: str, cache: Optional[str]) -> str:
+    return sha256_file_remembered(path, os.path.join(cache_dir(cache), "sha256"))
 
 
 def tree_identity(root: str) -> str:
@@ -115,11 +104,11 @@ def tree_identity(root: str) -> str:
     return h.hexdigest()
 
 
-def local_identity(base: Base) -> str:
+def local_identity(base: Base, cache: Optional[str] = None) -> str:
     """What distinguishes this local base from any other: BuildKit merges identical ops of concurrent solves, so
     two different bases must not marshal to the same local source op. "" for non-local bases."""
     if base.kind == "tar":
-        return "tar-" + _sha256_file(base.location)
+        return "tar-" + _sha256_file(base.location, cache)
     if base.kind == "dir":
         return "tree-" + tree_identity(base.location)
     return ""
@@ -159,7 +148,7 @@ def local_rootfs(base: Base, cache: Optional[str] = None) -> Optional[str]:
         return None
     if not os.path.isfile(base.location):
         raise BaseError("base rootfs tarball does not exist", path=base.location)
-    dest = os.path.join(cache_dir(cache), "rootfs", _sha256_file(base.location))
+    dest = os.path.join(cache_dir(cache), "rootfs", _sha256_file(base.location, cache))
     if os.path.isdir(dest):
         return dest
     os.makedirs(os.path.dirname(dest), exist_ok=True)

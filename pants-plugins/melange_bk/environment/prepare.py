@@ -195,7 +195,7 @@ def prepare(
             layer_name,
             scriptlets,
             shadowed_by_base(layer_dir, root) if root is not None else (),
-            base_identity=local_identity(base),
+            base_identity=local_identity(base, cache),
         ),
         local_dirs=tuple(sorted(local_dirs.items())),
         layer_name=layer_name,

@@ -6,14 +6,20 @@ leaves `append_only_caches` (named caches) out of it when running locally. So:
 - a relative path in `[melange]` names a file or folder of the repository: it becomes part of the input digest and
   is passed relative to the sandbox;
 - an absolute path (the git-ignored `.cache/` files of `bin/example-env`, a system keyring, ...) and the daemon
-  address/TLS files are machine-local: one uncached `melange-bk host-config` Process per session writes where they
-  are into a named cache mounted at `__host/` (outside the key) and prints their identities (sha256 of content,
-  public key of the signing key); builds get `@host:NAME` plus `--host-input NAME=IDENTITY` (in the key), and the
-  builder checks the identity before using the path;
+  address/TLS files are machine-local: a `melange-bk host-config` Process writes where they are into a named cache
+  mounted at `__host/` (outside the key) and prints their identities (sha256 of content, public key of the signing
+  key); builds get `@host:NAME` plus `--host-input NAME=IDENTITY` (in the key), and the builder checks the
+  identity before using the path;
 - URLs and `image:REF@sha256:...` bases are content-addressed or location-independent already: passed verbatim.
 
 The named cache's name carries a hash of the recorded locations, so two checkouts (or two shells with different
 `BUILDKIT_HOST`) never overwrite each other's file; the name is not part of any cache key.
+
+When the probe runs: Pants watches the files of the repository, not these, so every run (`RunId`) this rule stats
+the machine-local inputs (every entry of a folder) and the recorded file itself, and gives the digest of those
+stats to the probe as an environment variable. The probe is memoised for the life of pantsd
+(`PER_RESTART_SUCCESSFUL`): while nothing was touched its key is the same and it does not run again; a touched,
+replaced or deleted file changes the key and it measures again. Without pantsd it runs once per invocation.
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ from typing import Dict, List, Tuple
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.internals.session import RunId
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
+from pants.option.global_options import NamedCachesDirOption
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
+from melange_bk.cli.host import stat_stamp
 from melange_bk.pants.builder import FIXED_PATH, MelangeBuilderPex
 from melange_bk.pants.subsystem import MelangeSubsystem
 
@@ -40,6 +49,7 @@ PLUGIN_ROOT = "pants-plugins"
 PROBE_SOURCES = (
     "__init__.py",
     "errors.py",
+    "filehash.py",
     "cli/__init__.py",
     "cli/main.py",
     "cli/common.py",
@@ -58,6 +68,7 @@ _TLS_ENV = (
     ("tlsservername", "BUILDKIT_TLS_SERVER_NAME"),
 )
 _BASE_PREFIXES = ("tar:", "dir:")
+STAMP_ENV = "MELANGE_BK_HOST_STAMP"
 
 
 def _is_url(value: str) -> bool:
@@ -82,7 +93,11 @@ class MelangeInputs:
 
 @rule(desc="Recording the machine-local inputs of melange builds", level=LogLevel.DEBUG)
 async def melange_inputs(
-    melange: MelangeSubsystem, builder: MelangeBuilderPex, pex_environment: PexEnvironment
+    melange: MelangeSubsystem,
+    builder: MelangeBuilderPex,
+    pex_environment: PexEnvironment,
+    named_caches: NamedCachesDirOption,
+    run_id: RunId,  # (re-run every run: see "When the probe runs" above)
 ) -> MelangeInputs:
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["BUILDKIT_HOST", *(v for _, v in _TLS_ENV)]))
     host: Dict[str, Tuple[str, str]] = {}  # NAME -> (KIND, absolute path)
@@ -133,9 +148,14 @@ async def melange_inputs(
         probe_argv += ["--input", f"{name}={kind}:{path}"]
     for opt, value in buildkit:
         probe_argv += [f"--{opt}", value]
-    # Never cached (it reads this machine's files and writes outside its sandbox), so it runs once per Pants
-    # session: it runs the few stdlib-only modules it needs straight from the sources with the builder PEX's
-    # interpreter, not the whole PEX (whose start-up would double a no-change `pants package`).
+    # Never in a persistent cache (it reads this machine's files and writes outside its sandbox); memoised while
+    # pantsd lives, keyed on the stats of what it reads and writes. It runs the few stdlib-only modules it needs
+    # straight from the sources with the builder PEX's interpreter, not the whole PEX (whose start-up would
+    # double a no-change `pants package` without pantsd).
+    stamp = stat_stamp(
+        [path for _, path in host.values()]
+        + [os.path.join(str(named_caches.val), cache_name, os.path.basename(HOST_CONFIG))]
+    )
     sources = await Get(Digest, PathGlobs([f"{PLUGIN_ROOT}/melange_bk/{f}" for f in PROBE_SOURCES]))
     sources = await Get(Digest, RemovePrefix(sources, PLUGIN_ROOT))
     complete = pex_environment.in_sandbox(working_directory=None)
@@ -148,9 +168,9 @@ async def melange_inputs(
             description="melange-bk host-config (machine-local inputs)",
             level=LogLevel.DEBUG,
             input_digest=sources,
-            env={"PATH": FIXED_PATH},
+            env={"PATH": FIXED_PATH, STAMP_ENV: stamp},  # (the stamp is not read: it is in the key)
             append_only_caches=caches,
-            cache_scope=ProcessCacheScope.PER_SESSION,
+            cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
         ),
     )
     ids = json.loads(result.stdout.decode())
