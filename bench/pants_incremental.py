@@ -67,11 +67,6 @@ def _timed(pants: PantsRunner, *args: str, addr: str, pantsd: bool) -> Tuple[flo
     return elapsed, run
 
 
-def _builds(run: PantsRun) -> int:
-    """Processes Pants ran minus the per-session host-config probe (and interpreter lookups, when any)."""
-    return run.stats.get("local_execution_requests", 0)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="warm repetitions (median)")
@@ -88,7 +83,10 @@ def main() -> int:
     stats = lambda run: run.stats  # noqa: E731
     try:
         cold, run = _timed(pants, "--stats-log", "package", "::", addr=addr, pantsd=False)
-        print(f"cold (no pantsd, empty Pants cache): {cold:.1f} s, {_builds(run)} local processes")
+        print(
+            f"cold (no pantsd, empty Pants cache): {cold:.1f} s, "
+            f"{stats(run).get('local_execution_requests')} local processes"
+        )
         warm_nd, run = _timed(pants, "--stats-log", "package", "::", addr=addr, pantsd=False)
         print(
             f"warm no-change without pantsd: {warm_nd:.1f} s, "
@@ -114,7 +112,8 @@ def main() -> int:
         one, run = _timed(pants, "--stats-log", "package", "::", addr=addr, pantsd=True)
         print(
             f"one leaf changed (p{leaves[-1]:02d}), with pantsd: {one:.1f} s, "
-            f"{stats(run).get('local_execution_requests')} local processes (the build and the host-config probe)"
+            f"{stats(run).get('local_execution_requests')} local processes "
+            "(the build; with pantsd, the host-config probe runs only when a machine-local input was touched)"
         )
     finally:
         pants.kill_pantsd()

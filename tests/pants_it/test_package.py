@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 import zlib
 from pathlib import Path
@@ -163,3 +164,43 @@ def test_pants_test_passes_and_fails_with_the_log(pants: PantsRunner, buildkit_a
         assert "Goodbye, world!" in run.out, run.tail()
     finally:
         _restore(pants.repo, HELLO)
+
+
+def test_pantsd_measures_machine_local_inputs_again_only_when_they_change(
+    pants: PantsRunner, buildkit_addr: str, tmp_path: Path
+) -> None:
+    """With pantsd, the host-config probe is memoised until a stat of what it reads changes (Pants does not watch
+    files outside the repository); a changed content then reaches the builds' keys."""
+    key = os.path.join(pants.repo, ".cache", "keys", "melange-bk-examples.rsa.pub")
+    extra = tmp_path / "extra-keyring.rsa.pub"
+    shutil.copyfile(key, extra)
+    option = f"--melange-keyring=+['{extra}']"  # an absolute path: a machine-local input
+
+    def package() -> PantsRun:
+        return _ok(
+            pants.run(
+                option,
+                "package",
+                HELLO.replace("/melange.yaml", ":apk"),
+                buildkit_host=buildkit_addr,
+                pantsd=True,
+            )
+        )
+
+    try:
+        run = package()  # (a new keyring: hello is built again)
+        assert run.spawned() == [HELLO], run.tail()
+        assert len(run.spawned("host-config")) == 1, run.tail()
+        run = package()
+        assert run.spawned("host-config") == [] and run.spawned() == [], run.tail()
+        os.utime(extra, ns=(1, 1))  # touched, same content: measured again, nothing to build
+        run = package()
+        assert len(run.spawned("host-config")) == 1 and run.spawned() == [], run.tail()
+        run = package()
+        assert run.spawned("host-config") == [] and run.spawned() == [], run.tail()
+        with open(extra, "a") as f:  # new content (still the same key): another identity, another build
+            f.write("\n")
+        run = package()
+        assert len(run.spawned("host-config")) == 1 and run.spawned() == [HELLO], run.tail()
+    finally:
+        pants.kill_pantsd()
