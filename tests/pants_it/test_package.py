@@ -198,7 +198,18 @@ def test_pantsd_measures_machine_local_inputs_again_only_when_they_change(
         assert len(run.spawned("host-config")) == 1 and run.spawned() == [], run.tail()
         run = package()
         assert run.spawned("host-config") == [] and run.spawned() == [], run.tail()
-        with open(extra, "a") as f:  # new content (still the same key): another identity, another build
+        # The recorded file deleted under pantsd (with its named cache): recorded again.
+        recorded = [
+            os.path.join(root, "host.json")
+            for root, _dirs, files in os.walk(os.path.join(pants.home, "named_caches"))
+            if "host.json" in files and os.path.basename(root).startswith("melange_bk_host_")
+        ]
+        assert recorded, os.listdir(os.path.join(pants.home, "named_caches"))
+        for path in recorded:
+            os.unlink(path)
+        run = package()
+        assert len(run.spawned("host-config")) == 1 and run.spawned() == [], run.tail()
+        with open(extra, "a") as f:  # new content (the same key): another identity, another build
             f.write("\n")
         run = package()
         assert len(run.spawned("host-config")) == 1 and run.spawned() == [HELLO], run.tail()

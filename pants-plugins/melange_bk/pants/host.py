@@ -16,14 +16,15 @@ The named cache's name carries a hash of the recorded locations, so two checkout
 `BUILDKIT_HOST`) never overwrite each other's file; the name is not part of any cache key.
 
 When the probe runs: Pants watches the files of the repository, not these, so every run (`RunId`) this rule stats
-the machine-local inputs (every entry of a folder) and the recorded file itself, and gives the digest of those
-stats to the probe as an environment variable. The probe is memoised for the life of pantsd
-(`PER_RESTART_SUCCESSFUL`): while nothing was touched its key is the same and it does not run again; a touched,
-replaced or deleted file changes the key and it measures again. Without pantsd it runs once per invocation.
+the machine-local inputs (every entry of a folder) and gives the digest of those stats to the probe as an
+environment variable. The probe is memoised for the life of pantsd (`PER_RESTART_SUCCESSFUL`): while nothing was
+touched its key is the same and it does not run again; a touched, replaced or deleted input changes the key and it
+measures again; if the recorded file itself is gone, it records again. Without pantsd it runs once per invocation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -149,30 +150,31 @@ async def melange_inputs(
     for opt, value in buildkit:
         probe_argv += [f"--{opt}", value]
     # Never in a persistent cache (it reads this machine's files and writes outside its sandbox); memoised while
-    # pantsd lives, keyed on the stats of what it reads and writes. It runs the few stdlib-only modules it needs
+    # pantsd lives, keyed on the stats of what it reads. It runs the few stdlib-only modules it needs
     # straight from the sources with the builder PEX's interpreter, not the whole PEX (whose start-up would
     # double a no-change `pants package` without pantsd).
-    stamp = stat_stamp(
-        [path for _, path in host.values()]
-        + [os.path.join(str(named_caches.val), cache_name, os.path.basename(HOST_CONFIG))]
-    )
+    recorded = os.path.join(str(named_caches.val), cache_name, os.path.basename(HOST_CONFIG))
     sources = await Get(Digest, PathGlobs([f"{PLUGIN_ROOT}/melange_bk/{f}" for f in PROBE_SOURCES]))
     sources = await Get(Digest, RemovePrefix(sources, PLUGIN_ROOT))
     complete = pex_environment.in_sandbox(working_directory=None)
     pex = builder.pex
     python = pex.python.path if pex.python else complete.create_argv(pex.name)[0]
-    result = await Get(
-        ProcessResult,
-        Process(
-            (python, "-c", PROBE_MAIN, *probe_argv),
-            description="melange-bk host-config (machine-local inputs)",
-            level=LogLevel.DEBUG,
-            input_digest=sources,
-            env={"PATH": FIXED_PATH, STAMP_ENV: stamp},  # (the stamp is not read: it is in the key)
-            append_only_caches=caches,
-            cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
-        ),
+    probe = Process(
+        (python, "-c", PROBE_MAIN, *probe_argv),
+        description="melange-bk host-config (machine-local inputs)",
+        level=LogLevel.DEBUG,
+        input_digest=sources,
+        # (The stamp is not read by the probe: it is in the key.)
+        env={"PATH": FIXED_PATH, STAMP_ENV: stat_stamp(path for _, path in host.values())},
+        append_only_caches=caches,
+        cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
     )
+    result = await Get(ProcessResult, Process, probe)
+    if not os.path.isfile(recorded):
+        # The recorded file went away while pantsd kept the probe's result (its named cache was deleted): record
+        # again, in a Process that is not memoised.
+        probe = dataclasses.replace(probe, cache_scope=ProcessCacheScope.PER_SESSION)
+        result = await Get(ProcessResult, Process, probe)
     ids = json.loads(result.stdout.decode())
     host_argv: List[str] = ["--host-config", HOST_CONFIG]
     for name in sorted(ids):
