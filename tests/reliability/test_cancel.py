@@ -19,6 +19,7 @@ from melange_bk import llb
 from melange_bk.buildkit.client import Client
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.solve import solve
+from tests.reliability.hostprocs import procs_with
 
 CACHE_ID = "melange-bk-ccache"  # one of the builder's cache mounts (llbgen.CACHE_MOUNTS)
 CACHE_DIR = "/var/cache/melange-bk/ccache"
@@ -41,22 +42,6 @@ pipeline:
       mkdir -p ${{{{targets.destdir}}}}/usr/share
       echo done > ${{{{targets.destdir}}}}/usr/share/cancelme
 """
-
-
-def _procs_with(needle: str) -> List[int]:
-    """Host processes whose command line contains `needle` (the daemon's containers run on this host)."""
-    pids = []
-    me = str(os.getpid())
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or pid == me:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if needle.encode() in f.read():
-                    pids.append(int(pid))
-        except OSError:
-            pass
-    return pids
 
 
 def _marker_exists(addr: str, root: str, nonce: str) -> bool:
@@ -126,9 +111,9 @@ def test_ctrl_c_cancels_the_solve_on_the_daemon(
         # The step's shell is running in a container on this host (local daemon): wait until we can see it.
         local = buildkit_addr.startswith(("docker-unix://", "unix://"))
         deadline = time.monotonic() + 10
-        while local and not _procs_with(f"long step {nonce} started") and time.monotonic() < deadline:
+        while local and not procs_with(f"long step {nonce} started") and time.monotonic() < deadline:
             time.sleep(0.1)
-        seen = _procs_with(f"long step {nonce} started") if local else []
+        seen = procs_with(f"long step {nonce} started") if local else []
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=15)
@@ -150,9 +135,9 @@ def test_ctrl_c_cancels_the_solve_on_the_daemon(
     if local:
         assert seen, "the step's process was never visible on this host"
         deadline = time.monotonic() + 10
-        while _procs_with(f"long step {nonce} started") and time.monotonic() < deadline:
+        while procs_with(f"long step {nonce} started") and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _procs_with(f"long step {nonce} started"), "the daemon kept running the cancelled step"
+        assert not procs_with(f"long step {nonce} started"), "the daemon kept running the cancelled step"
     # Had the daemon let the step run on, it would have touched the marker SLEEP seconds after it started.
     time.sleep(max(0.0, SLEEP + 2 - (time.monotonic() - t0)))
     assert not _marker_exists(buildkit_addr, busybox_root, nonce), "the cancelled step ran to completion"
@@ -197,7 +182,7 @@ def test_interrupted_solve_is_cancelled_while_the_client_lives(busybox_root: str
 
     def interrupt_when_running() -> None:
         deadline = time.monotonic() + 60
-        while not _procs_with(f"start-{nonce}") and time.monotonic() < deadline:
+        while not procs_with(f"start-{nonce}") and time.monotonic() < deadline:
             time.sleep(0.05)
         _thread.interrupt_main()
 
@@ -220,7 +205,7 @@ def test_interrupted_solve_is_cancelled_while_the_client_lives(busybox_root: str
     assert time.monotonic() - t0 < 30
     # The channel is still open (bk is alive): only the cancelled call can have stopped the step.
     deadline = time.monotonic() + 10
-    while _procs_with(f"start-{nonce}") and time.monotonic() < deadline:
+    while procs_with(f"start-{nonce}") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _procs_with(f"start-{nonce}"), "the daemon kept running the cancelled step"
+    assert not procs_with(f"start-{nonce}"), "the daemon kept running the cancelled step"
     assert bk.ping()  # and the client still works

@@ -29,6 +29,7 @@ import pytest
 from melange_bk.buildkit.address import parse_address
 from melange_bk.buildkit.client import Client
 from melange_bk.errors import BuildKitError
+from tests.reliability.hostprocs import procs_with
 
 PKG_YAML = """
 package:
@@ -50,22 +51,6 @@ pipeline:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
-
-
-def _procs_with(needle: str) -> List[int]:
-    """Host processes whose command line contains `needle` (the daemon's build steps run on this host)."""
-    pids = []
-    me = str(os.getpid())
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or pid == me:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if needle.encode() in f.read():
-                    pids.append(int(pid))
-        except OSError:
-            pass
-    return pids
 
 
 def _wait_for(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -148,7 +133,7 @@ def _apk_files(apk: Path) -> Dict[str, bytes]:
 
 def _kill_leftover_steps(nonce: str) -> None:
     """Steps of a daemon killed with SIGKILL may outlive it (runc's children): end those we caused."""
-    for pid in _procs_with(nonce):
+    for pid in procs_with(nonce):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -409,7 +394,7 @@ def test_daemon_killed_mid_build_then_rerun(
     proc = _cli(ws, out, busybox_root, private_daemon.addr)
     try:
         _wait_for(
-            lambda: _procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
+            lambda: procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
         )
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         private_daemon.kill()
@@ -457,7 +442,7 @@ def test_connection_cut_mid_build(proxy: Proxy, tmp_path: Path, busybox_root: st
     proc = _cli(ws, out, busybox_root, addr)
     try:
         _wait_for(
-            lambda: _procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
+            lambda: procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
         )
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         proxy.cut()
@@ -472,7 +457,7 @@ def test_connection_cut_mid_build(proxy: Proxy, tmp_path: Path, busybox_root: st
     assert _files_under(out) == []
     # The daemon lost our session: it stops the step rather than finishing a build nobody will receive.
     _wait_for(
-        lambda: not _procs_with(f"fault-step {nonce} started"), 30, "the daemon to drop the orphaned step"
+        lambda: not procs_with(f"fault-step {nonce} started"), 30, "the daemon to drop the orphaned step"
     )
 
 
@@ -486,7 +471,7 @@ def test_connection_goes_silent_mid_build(proxy: Proxy, tmp_path: Path, busybox_
     proc = _cli(ws, out, busybox_root, addr, env={"MELANGE_BK_LIVENESS_TIMEOUT": "12"})
     try:
         _wait_for(
-            lambda: _procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
+            lambda: procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
         )
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         proxy.freeze()
@@ -500,7 +485,7 @@ def test_connection_goes_silent_mid_build(proxy: Proxy, tmp_path: Path, busybox_
     assert _files_under(out) == []
     proxy.cut()  # now the daemon sees the session go and drops the step
     _wait_for(
-        lambda: not _procs_with(f"fault-step {nonce} started"), 30, "the daemon to drop the orphaned step"
+        lambda: not procs_with(f"fault-step {nonce} started"), 30, "the daemon to drop the orphaned step"
     )
 
 

@@ -10,7 +10,6 @@ import tarfile
 import time
 import zlib
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 import pytest
 
@@ -19,35 +18,7 @@ from melange_bk.apk.pkginfo import PkgInfo
 from melange_bk.apk.reader import extract, list_files, secure_join
 from melange_bk.apk.writer import WriteOptions, write_apk
 from melange_bk.errors import ApkError
-
-
-def hostile_apk(path: Path, members: List[Tuple[tarfile.TarInfo, Optional[bytes]]]) -> Path:
-    data_buf = io.BytesIO()
-    with tarfile.open(fileobj=data_buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for info, content in members:
-            t.addfile(info, io.BytesIO(content) if content is not None else None)
-    data_gz = gzip.compress(data_buf.getvalue(), mtime=0)
-    pkginfo = (
-        f"pkgname = evil\npkgver = 1-r0\narch = x86_64\ndatahash = {hashlib.sha256(data_gz).hexdigest()}\n"
-    )
-    control_buf = io.BytesIO()
-    t = tarfile.open(fileobj=control_buf, mode="w", format=tarfile.PAX_FORMAT)
-    ti = tarfile.TarInfo(".PKGINFO")
-    ti.size = len(pkginfo)
-    t.addfile(ti, io.BytesIO(pkginfo.encode()))
-    control = control_buf.getvalue()  # before close(): no end-of-archive blocks
-    path.write_bytes(gzip.compress(control, mtime=0) + data_gz)
-    return path
-
-
-def entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", content: Optional[bytes] = None):  # type: ignore[no-untyped-def]
-    ti = tarfile.TarInfo(name)
-    ti.type = kind
-    ti.linkname = link
-    ti.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
-    if content is not None:
-        ti.size = len(content)
-    return ti, content
+from tests.unit.hostile import entry, hostile_apk
 
 
 def test_roundtrip_of_our_package(tmp_path: Path, tree) -> None:  # type: ignore[no-untyped-def]

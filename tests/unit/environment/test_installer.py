@@ -4,13 +4,11 @@ hostile packages (path traversal, absolute paths, symlink escapes, device nodes)
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
-import io
 import os
 import tarfile
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import pytest
 
@@ -29,6 +27,7 @@ from melange_bk.environment.installer import (
 from melange_bk.environment.repository import fetch_keys, fetch_packages, load_index, make_keyring
 from melange_bk.environment.resolver import resolve
 from melange_bk.errors import MelangeError
+from tests.unit.hostile import entry, hostile_apk
 
 from .conftest import ARCH, Key, Pkg, RepoFactory
 
@@ -201,36 +200,6 @@ def test_layer_is_reproducible(make_repo: RepoFactory, key: Key, tmp_path: Path,
 # ------------------------------------------------------------------------------------------- hostile packages
 
 
-def _hostile_apk(
-    path: Path, members: List[Tuple[tarfile.TarInfo, Optional[bytes]]], name: str = "evil"
-) -> Path:
-    data_buf = io.BytesIO()
-    with tarfile.open(fileobj=data_buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for info, content in members:
-            t.addfile(info, io.BytesIO(content) if content is not None else None)
-    data_gz = gzip.compress(data_buf.getvalue(), mtime=0)
-    pkginfo = (
-        f"pkgname = {name}\npkgver = 1-r0\narch = x86_64\ndatahash = {hashlib.sha256(data_gz).hexdigest()}\n"
-    )
-    control_buf = io.BytesIO()
-    t = tarfile.open(fileobj=control_buf, mode="w", format=tarfile.PAX_FORMAT)
-    ti = tarfile.TarInfo(".PKGINFO")
-    ti.size = len(pkginfo)
-    t.addfile(ti, io.BytesIO(pkginfo.encode()))
-    path.write_bytes(gzip.compress(control_buf.getvalue(), mtime=0) + data_gz)
-    return path
-
-
-def _entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", content: Optional[bytes] = None):  # type: ignore[no-untyped-def]
-    ti = tarfile.TarInfo(name)
-    ti.type = kind
-    ti.linkname = link
-    ti.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
-    if content is not None:
-        ti.size = len(content)
-    return ti, content
-
-
 def _pax(e: tuple, headers: dict) -> tuple:  # type: ignore[type-arg]
     e[0].pax_headers = headers
     return e
@@ -239,7 +208,7 @@ def _pax(e: tuple, headers: dict) -> tuple:  # type: ignore[type-arg]
 def _hostile_repo(root: Path, key: Key, packages: Sequence[Tuple[str, list]]) -> Path:
     arch = root / ARCH
     arch.mkdir(parents=True)
-    paths = [_hostile_apk(arch / f"{name}-1-r0.apk", members, name) for name, members in packages]
+    paths = [hostile_apk(arch / f"{name}-1-r0.apk", members, name) for name, members in packages]
     write_index(
         str(arch / "APKINDEX.tar.gz"),
         Index("", tuple(entry_from_apk(str(p)) for p in paths)),
@@ -251,20 +220,20 @@ def _hostile_repo(root: Path, key: Key, packages: Sequence[Tuple[str, list]]) ->
 @pytest.mark.parametrize(
     "members,message",
     [
-        ([_entry("../escape", content=b"x")], "climbs out of the package root"),
-        ([_entry("usr/../../escape", content=b"x")], "climbs out of the package root"),
-        ([_entry("/etc/passwd", content=b"x")], "absolute entry name '/etc/passwd'"),
+        ([entry("../escape", content=b"x")], "climbs out of the package root"),
+        ([entry("usr/../../escape", content=b"x")], "climbs out of the package root"),
+        ([entry("/etc/passwd", content=b"x")], "absolute entry name '/etc/passwd'"),
         (
-            [_entry("usr", tarfile.DIRTYPE), _entry("usr/up", tarfile.SYMTYPE, "../../../etc")],
+            [entry("usr", tarfile.DIRTYPE), entry("usr/up", tarfile.SYMTYPE, "../../../etc")],
             "points outside",
         ),
-        ([_entry("dev/null", tarfile.CHRTYPE)], "device node"),
-        ([_entry("dev/sda", tarfile.BLKTYPE)], "device node"),
-        ([_entry("fifo", tarfile.FIFOTYPE)], "device node"),
-        ([_entry("h", tarfile.LNKTYPE, "../../escape")], "climbs out of the package root"),
-        ([_entry("h", tarfile.LNKTYPE, "/etc/passwd")], "absolute entry name"),
-        ([_entry("d/" + "n" * 5000, content=b"x")], "longer than 4096 bytes"),
-        ([_pax(_entry("f", content=b"x"), {"comment": "A" * (2 << 20)})], "larger than 1048576 bytes"),
+        ([entry("dev/null", tarfile.CHRTYPE)], "device node"),
+        ([entry("dev/sda", tarfile.BLKTYPE)], "device node"),
+        ([entry("fifo", tarfile.FIFOTYPE)], "device node"),
+        ([entry("h", tarfile.LNKTYPE, "../../escape")], "climbs out of the package root"),
+        ([entry("h", tarfile.LNKTYPE, "/etc/passwd")], "absolute entry name"),
+        ([entry("d/" + "n" * 5000, content=b"x")], "longer than 4096 bytes"),
+        ([_pax(entry("f", content=b"x"), {"comment": "A" * (2 << 20)})], "larger than 1048576 bytes"),
     ],
 )
 def test_hostile_package_refused(tmp_path: Path, key: Key, cache: str, members: list, message: str) -> None:
@@ -282,7 +251,7 @@ def test_zip_bomb_package_refused(
 ) -> None:
     """Fetching and installing go through the reader's limits (here a 1 MiB floor: 8 MiB of zeros expand ~1000:1):
     the package is refused when its download is checked, before anything is extracted."""
-    repo = _hostile_repo(tmp_path / "repo", key, [("bomb", [_entry("zeros", content=bytes(8 << 20))])])
+    repo = _hostile_repo(tmp_path / "repo", key, [("bomb", [entry("zeros", content=bytes(8 << 20))])])
     monkeypatch.setattr(reader, "RATIO_FLOOR", 1 << 20)
     with pytest.raises(MelangeError) as e:
         _install(repo, key, ["bomb"], tmp_path / "root" / "layer", cache)
@@ -300,8 +269,8 @@ def test_absolute_symlink_from_one_package_cannot_redirect_another(
         tmp_path / "repo",
         key,
         [
-            ("a-link", [_entry("usr", tarfile.DIRTYPE), _entry("usr/lib", tarfile.SYMTYPE, str(outside))]),
-            ("b-file", [_entry("usr", tarfile.DIRTYPE), _entry("usr/lib/planted", content=b"x")]),
+            ("a-link", [entry("usr", tarfile.DIRTYPE), entry("usr/lib", tarfile.SYMTYPE, str(outside))]),
+            ("b-file", [entry("usr", tarfile.DIRTYPE), entry("usr/lib/planted", content=b"x")]),
         ],
     )
     dest = tmp_path / "layer"
@@ -334,8 +303,8 @@ def test_fit_to_a_merged_usr_base(tmp_path: Path) -> None:
 
 
 def test_foreign_dot_slash_names_are_recorded_plainly(tmp_path: Path, key: Key, cache: str) -> None:
-    members = [_entry("./usr/", tarfile.DIRTYPE), _entry("./usr/bin/", tarfile.DIRTYPE),
-               _entry("./usr/bin/tool", content=b"t")]  # fmt: skip
+    members = [entry("./usr/", tarfile.DIRTYPE), entry("./usr/bin/", tarfile.DIRTYPE),
+               entry("./usr/bin/tool", content=b"t")]  # fmt: skip
     repo = _hostile_repo(tmp_path / "repo", key, [("foreign", members)])
     dest = tmp_path / "layer"
     _install(repo, key, ["foreign"], dest, cache)
