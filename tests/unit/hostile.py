@@ -12,13 +12,8 @@ from typing import List, Optional, Tuple
 Member = Tuple[tarfile.TarInfo, Optional[bytes]]
 
 
-def hostile_apk(path: Path, members: List[Member], name: str = "evil") -> Path:
-    """An unsigned .apk (control + data segments) whose data tar holds `members` as given."""
-    data_buf = io.BytesIO()
-    with tarfile.open(fileobj=data_buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for info, content in members:
-            t.addfile(info, io.BytesIO(content) if content is not None else None)
-    data_gz = gzip.compress(data_buf.getvalue(), mtime=0)
+def apk_with_data_gz(path: Path, data_gz: bytes, name: str = "evil") -> Path:
+    """An unsigned .apk: a control segment (.PKGINFO naming `data_gz`'s sha256) followed by `data_gz` as given."""
     pkginfo = (
         f"pkgname = {name}\npkgver = 1-r0\narch = x86_64\ndatahash = {hashlib.sha256(data_gz).hexdigest()}\n"
     )
@@ -30,6 +25,20 @@ def hostile_apk(path: Path, members: List[Member], name: str = "evil") -> Path:
     control = control_buf.getvalue()  # before close(): no end-of-archive blocks
     path.write_bytes(gzip.compress(control, mtime=0) + data_gz)
     return path
+
+
+def raw_apk(path: Path, data_tar: bytes, name: str = "evil") -> Path:
+    """An unsigned .apk whose data segment is exactly `data_tar` (hand-made bytes, not necessarily tarfile's)."""
+    return apk_with_data_gz(path, gzip.compress(data_tar, mtime=0), name)
+
+
+def hostile_apk(path: Path, members: List[Member], name: str = "evil") -> Path:
+    """An unsigned .apk whose data tar holds `members` as given."""
+    data_buf = io.BytesIO()
+    with tarfile.open(fileobj=data_buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for info, content in members:
+            t.addfile(info, io.BytesIO(content) if content is not None else None)
+    return raw_apk(path, data_buf.getvalue(), name)
 
 
 def entry(

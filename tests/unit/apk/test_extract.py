@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -18,7 +17,7 @@ from melange_bk.apk.pkginfo import PkgInfo
 from melange_bk.apk.reader import extract, list_files, secure_join
 from melange_bk.apk.writer import WriteOptions, write_apk
 from melange_bk.errors import ApkError
-from tests.unit.hostile import entry, hostile_apk
+from tests.unit.hostile import apk_with_data_gz, entry, hostile_apk, raw_apk
 
 
 def test_roundtrip_of_our_package(tmp_path: Path, tree) -> None:  # type: ignore[no-untyped-def]
@@ -100,21 +99,6 @@ def test_secure_join(tmp_path: Path) -> None:
 # --- limits: huge headers, long names, zip bombs (reader.MAX_*) ---------------------------------------------------
 
 
-def _raw_apk(path: Path, data_tar: bytes) -> Path:
-    """An APK whose data segment is exactly `data_tar` (hand-made bytes, not necessarily what tarfile writes)."""
-    data_gz = gzip.compress(data_tar, mtime=0)
-    pkginfo = (
-        f"pkgname = evil\npkgver = 1-r0\narch = x86_64\ndatahash = {hashlib.sha256(data_gz).hexdigest()}\n"
-    )
-    control_buf = io.BytesIO()
-    t = tarfile.open(fileobj=control_buf, mode="w", format=tarfile.PAX_FORMAT)
-    ti = tarfile.TarInfo(".PKGINFO")
-    ti.size = len(pkginfo)
-    t.addfile(ti, io.BytesIO(pkginfo.encode()))
-    path.write_bytes(gzip.compress(control_buf.getvalue(), mtime=0) + data_gz)
-    return path
-
-
 def _header(name: str, kind: bytes, size: int) -> bytes:
     ti = tarfile.TarInfo(name)
     ti.type = kind
@@ -124,7 +108,7 @@ def _header(name: str, kind: bytes, size: int) -> bytes:
 
 def test_pax_header_claiming_100mb_is_refused_before_it_is_read(tmp_path: Path) -> None:
     tar = _header("././@PaxHeader", tarfile.XHDTYPE, 100 << 20) + b"20 path=aaaaaaaaaaa\n".ljust(512, b"\0")
-    apk = _raw_apk(tmp_path / "evil.apk", tar + b"\0" * 1024)
+    apk = raw_apk(tmp_path / "evil.apk", tar + b"\0" * 1024)
     with pytest.raises(ApkError, match=r"tar header record of 104857600 bytes .* larger than 1048576") as e:
         list_files(str(apk))
     assert e.value.path == str(apk)
@@ -150,7 +134,7 @@ def test_very_long_names_refused(tmp_path: Path, fmt: int) -> None:
         ti = tarfile.TarInfo(name)
         ti.size = 1
         t.addfile(ti, io.BytesIO(b"x"))
-    apk = _raw_apk(tmp_path / "evil.apk", buf.getvalue())
+    apk = raw_apk(tmp_path / "evil.apk", buf.getvalue())
     with pytest.raises(ApkError, match="longer than 4096 bytes"):
         extract(str(apk), str(tmp_path / "root"))
 
@@ -171,17 +155,7 @@ def _bomb_apk(path: Path, unpacked: int) -> Path:
         parts.append(comp.compress(zeros))
     parts.append(comp.compress(b"\0" * 1024))
     parts.append(comp.flush())
-    data_gz = b"".join(parts)
-    pkginfo = (
-        f"pkgname = bomb\npkgver = 1-r0\narch = x86_64\ndatahash = {hashlib.sha256(data_gz).hexdigest()}\n"
-    )
-    control_buf = io.BytesIO()
-    t = tarfile.open(fileobj=control_buf, mode="w", format=tarfile.PAX_FORMAT)
-    ti = tarfile.TarInfo(".PKGINFO")
-    ti.size = len(pkginfo)
-    t.addfile(ti, io.BytesIO(pkginfo.encode()))
-    path.write_bytes(gzip.compress(control_buf.getvalue(), mtime=0) + data_gz)
-    return path
+    return apk_with_data_gz(path, b"".join(parts), "bomb")
 
 
 def test_zip_bomb_refused_early(tmp_path: Path) -> None:
