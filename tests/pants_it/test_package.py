@@ -116,7 +116,7 @@ def test_no_change_runs_no_build_even_with_the_daemon_unreachable(
     assert run.completed() == [], run.tail()
     assert "Starting: melange-bk build" not in run.out
     stats = run.stats
-    # Both builds were local cache hits; what ran locally is only the uncached host-config probe and Pants'
+    # Both builds were local cache hits; what ran locally is only the host-config probe (once per run without pantsd) and Pants'
     # interpreter lookup, each of which the debug log shows as spawned.
     assert stats["local_cache_requests_cached"] >= 2, stats
     assert stats["local_execution_requests"] == run.out.count("spawned local process as"), stats

@@ -1,6 +1,6 @@
 """`melange-bk host-config --out FILE --input NAME=KIND:PATH …`: record this machine's inputs for Pants.
 
-Run by the Pants backend once per session (never cached): writes where the daemon and each machine-local input
+Run by the Pants backend (never in a persistent cache; under pantsd, again when an input was touched): writes where the daemon and each machine-local input
 are into FILE (a Pants named cache, outside every cache key) and prints `{"NAME": "IDENTITY", …}`, which the
 backend puts in the builds' argv (inside the key). See `melange_bk.cli.host`.
 """
