@@ -5,10 +5,10 @@ files. Things that live only on this machine - the daemon address, TLS files, a 
 under a git-ignored folder, the signing key - must not reach that digest by *path* (two clones, two machines would
 never share a cache entry), yet what they contain must (a different rootfs makes different packages).
 
-So the Pants backend first runs `melange-bk host-config` (never in a persistent cache), which records where each
-of them is in a small JSON file in a Pants named cache (mounted in every sandbox as `__host/`; named caches are
-outside the key) and prints what each one *is* (its identity: sha256 of a file, of a repository's indexes, the public key of a
-signing key, with the file name where it shows in outputs). Builds then get `--host-config __host/host.json`,
+So the Pants backend first runs `melange-bk host-config` (never in a persistent cache), which records where each of
+them is in a small JSON file in a Pants named cache (mounted in every sandbox as `__host/`; named caches are outside
+the key) and prints what each one *is* (its identity: sha256 of a file, of a repository's indexes, the public key of
+a signing key, with the file name where it shows in outputs). Builds then get `--host-config __host/host.json`,
 `--host-input NAME=IDENTITY` (in the key) and `@host:NAME` in place of a path; `resolve_host_args` swaps each
 `@host:NAME` for the recorded path after checking that the file still has that identity (a stat match with the
 recorded measurement, else measured again). The daemon address and TLS files come from the same file: a package
