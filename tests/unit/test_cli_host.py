@@ -202,3 +202,10 @@ def test_stat_stamp_follows_every_change_it_must_see(tmp_path) -> None:  # type:
     assert changed()  # replaced (another inode)
     os.unlink(recorded)
     assert changed()
+    link = str(tmp_path / "rootfs-link.tar")
+    os.symlink(rootfs, link)
+    paths[0] = link
+    assert changed()
+    with open(rootfs, "ab") as f:  # through the link: the link itself is unchanged
+        f.write(b"more")
+    assert changed()

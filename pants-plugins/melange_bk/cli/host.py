@@ -190,21 +190,23 @@ def _stat_key(path: str) -> Optional[List[int]]:
 
 def stat_stamp(paths: Iterable[str]) -> str:
     """sha256 of what `lstat` says of each path and, for a folder, of every entry under it (type, mode, size,
-    mtime, ctime, inode, device); a missing path counts as such. Cheap next to measuring (no file is read): it
-    decides whether the host-config probe must run again."""
+    mtime, ctime, inode, device), and what `stat` says of each path (a symlinked input is measured through its
+    link); a missing path counts as such. Cheap next to measuring (no file is read): it decides whether the
+    host-config probe must run again."""
     h = hashlib.sha256()
 
-    def add(path: str) -> None:
+    def add(path: str, follow: bool = False) -> None:
         try:
-            st = os.lstat(path)
+            st = os.stat(path) if follow else os.lstat(path)
         except OSError as e:
-            h.update(f"{path}\0missing:{e.errno}\n".encode("utf-8", "surrogateescape"))
+            h.update(f"{path}\0{follow}\0missing:{e.errno}\n".encode("utf-8", "surrogateescape"))
             return
         fields = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-        h.update(f"{path}\0{fields}\n".encode("utf-8", "surrogateescape"))
+        h.update(f"{path}\0{follow}\0{fields}\n".encode("utf-8", "surrogateescape"))
 
     for root in sorted(set(paths)):
         add(root)
+        add(root, follow=True)
         if os.path.isdir(root):  # (a symlink to a folder is followed here, as the probe does)
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames.sort()
