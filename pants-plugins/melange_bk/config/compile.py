@@ -16,7 +16,7 @@ from melange_bk.config.arch import normalize
 from melange_bk.config.parse import OUTDIR, base_substitutions, parse_config
 from melange_bk.config.pipelines import Resolver
 from melange_bk.config.subst import SubstitutionError, substitute
-from melange_bk.config.yamlsrc import one_line
+from melange_bk.config.yamlsrc import one_line, read_text
 from melange_bk.errors import ConfigError
 from melange_bk.plan import model as p
 
@@ -435,13 +435,11 @@ def compile_file(
     extra_vars: Sequence[Tuple[str, str]] = (),
     resolver: Optional[Resolver] = None,
 ) -> p.BuildPlan:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read: {e.strerror}", path=path) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", path=path) from None
     return compile_text(
-        path, text, arch=arch, pipeline_dirs=pipeline_dirs, extra_vars=extra_vars, resolver=resolver
+        path,
+        read_text(path),
+        arch=arch,
+        pipeline_dirs=pipeline_dirs,
+        extra_vars=extra_vars,
+        resolver=resolver,
     )

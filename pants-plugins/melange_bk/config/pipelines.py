@@ -15,7 +15,7 @@ except ImportError:  # pragma: no cover - Python < 3.9
 
 from melange_bk.config.model import Step
 from melange_bk.config.parse import decode_step_fields
-from melange_bk.config.yamlsrc import Src, compose, one_line
+from melange_bk.config.yamlsrc import Src, compose, one_line, read_text
 from melange_bk.errors import ConfigError
 
 
@@ -111,14 +111,7 @@ class Resolver:
             key = (os.path.abspath(path), st.st_mtime_ns, st.st_size)
             cached = _file_cache.get(key)
             if cached is None:
-                try:
-                    with open(path, encoding="utf-8") as f:
-                        text = f.read()
-                except OSError as e:
-                    raise ConfigError(f"cannot read pipeline definition: {e.strerror}", path=path) from None
-                except UnicodeDecodeError:
-                    raise ConfigError("pipeline definition is not UTF-8 text", path=path) from None
-                cached = _decode(uses, path, text, builtin=False)
+                cached = _decode(uses, path, read_text(path, "pipeline definition"), builtin=False)
                 _file_cache[key] = cached
             return cached
         return load_builtin(uses)

@@ -50,6 +50,17 @@ def one_line(message: str) -> str:
     return message.translate(_CONTROL)
 
 
+def read_text(path: str, what: str = "") -> str:
+    """A YAML file's text; an unreadable or non-UTF-8 file is a ConfigError naming it (and `what` it is)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read{' ' + what if what else ''}: {e.strerror}", path=path) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what + ' is ' if what else ''}not UTF-8 text", path=path) from None
+
+
 def compose(path: str, text: str) -> yaml.Node:
     try:
         node = yaml.compose(text, Loader=_Loader)
