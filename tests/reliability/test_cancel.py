@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,7 +17,7 @@ from melange_bk import llb
 from melange_bk.buildkit.client import Client
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.solve import solve
-from tests.reliability.hostprocs import procs_with
+from tests.reliability.processes import procs_with, start_build
 
 CACHE_ID = "melange-bk-ccache"  # one of the builder's cache mounts (llbgen.CACHE_MOUNTS)
 CACHE_DIR = "/var/cache/melange-bk/ccache"
@@ -70,27 +68,8 @@ def test_ctrl_c_cancels_the_solve_on_the_daemon(
     ws.mkdir()
     (ws / "melange.yaml").write_text(YAML.format(nonce=nonce, sleep=SLEEP, cache=CACHE_DIR))
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "melange_bk.cli",
-            "build",
-            str(ws / "melange.yaml"),
-            "--rootfs",
-            busybox_root,
-            "--out-dir",
-            str(out),
-            "--buildkit-addr",
-            buildkit_addr,
-            "--progress",
-            "rawjson",
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env=env,
-        text=True,
+    proc = start_build(
+        ws / "melange.yaml", out, busybox_root, buildkit_addr, progress="rawjson", stdout=subprocess.DEVNULL
     )
     lines: List[str] = []
     started = threading.Event()

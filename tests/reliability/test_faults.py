@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -22,14 +21,14 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
 from melange_bk.buildkit.address import parse_address
 from melange_bk.buildkit.client import Client
 from melange_bk.errors import BuildKitError
-from tests.reliability.hostprocs import procs_with
+from tests.reliability.processes import procs_with, start_build
 
 PKG_YAML = """
 package:
@@ -70,31 +69,6 @@ def _workspace(parent: Path, name: str, nonce: str, slow: bool = False, extra: s
     return ws
 
 
-def _cli(ws: Path, out: Path, root: str, addr: str, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
-    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), **(env or {}))
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "melange_bk.cli",
-            "build",
-            str(ws / "melange.yaml"),
-            "--rootfs",
-            root,
-            "--out-dir",
-            str(out),
-            "--buildkit-addr",
-            addr,
-            "--progress",
-            "plain",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=full_env,
-        text=True,
-    )
-
-
 def _finish(proc: subprocess.Popen, timeout: float) -> Tuple[int, str, float]:
     t0 = time.monotonic()
     try:
@@ -104,6 +78,32 @@ def _finish(proc: subprocess.Popen, timeout: float) -> Tuple[int, str, float]:
         _, err = proc.communicate()
         raise AssertionError(f"the client did not exit within {timeout:g}s:\n{err[-3000:]}") from None
     return proc.returncode, err, time.monotonic() - t0
+
+
+def _fault_mid_build(
+    ws: Path,
+    out: Path,
+    root: str,
+    addr: str,
+    nonce: str,
+    fault: Callable[[], None],
+    env: Optional[Dict[str, str]] = None,
+    cleanup: Callable[[], None] = lambda: None,
+) -> Tuple[int, str, float]:
+    """Start the slow build of `ws`, call `fault()` once its step runs on this host, and wait for the client:
+    (exit code, stderr, seconds from the fault to the exit). `cleanup` runs however that ends."""
+    proc = start_build(ws / "melange.yaml", out, root, addr, env=env)
+    try:
+        _wait_for(
+            lambda: procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
+        )
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        fault()
+        return _finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        cleanup()
 
 
 def _error_line(err: str) -> str:
@@ -391,18 +391,15 @@ def test_daemon_killed_mid_build_then_rerun(
     nonce = uuid.uuid4().hex
     ws = _workspace(tmp_path, "killed", nonce, slow=True)
     out = tmp_path / "out"
-    proc = _cli(ws, out, busybox_root, private_daemon.addr)
-    try:
-        _wait_for(
-            lambda: procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
-        )
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        private_daemon.kill()
-        rc, err, took = _finish(proc, 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        _kill_leftover_steps(nonce)
+    rc, err, took = _fault_mid_build(
+        ws,
+        out,
+        busybox_root,
+        private_daemon.addr,
+        nonce,
+        private_daemon.kill,
+        cleanup=lambda: _kill_leftover_steps(nonce),
+    )
     line = _error_line(err)
     assert rc == 1, err[-3000:]
     assert f"lost the connection to BuildKit at {private_daemon.addr}" in line, line
@@ -412,7 +409,7 @@ def test_daemon_killed_mid_build_then_rerun(
     # The daemon comes back; the same build (minus the sleep) succeeds.
     private_daemon.start()
     (ws / "slow").unlink()
-    rc, err, _ = _finish(_cli(ws, out, busybox_root, private_daemon.addr), 300)
+    rc, err, _ = _finish(start_build(ws / "melange.yaml", out, busybox_root, private_daemon.addr), 300)
     assert rc == 0, err[-3000:]
     assert _files_under(out) == ["x86_64/killed-1.0-r0.apk"]
     files = _apk_files(out / "x86_64" / "killed-1.0-r0.apk")
@@ -425,7 +422,7 @@ def test_daemon_down_before_the_build(
     private_daemon.kill()
     ws = _workspace(tmp_path, "nodaemon", uuid.uuid4().hex)
     out = tmp_path / "out"
-    rc, err, took = _finish(_cli(ws, out, busybox_root, private_daemon.addr), 60)
+    rc, err, took = _finish(start_build(ws / "melange.yaml", out, busybox_root, private_daemon.addr), 60)
     assert rc == 1 and took < 30
     assert f"cannot reach BuildKit at {private_daemon.addr}" in _error_line(err)
     assert _files_under(out) == []
@@ -439,17 +436,7 @@ def test_connection_cut_mid_build(proxy: Proxy, tmp_path: Path, busybox_root: st
     ws = _workspace(tmp_path, "cut", nonce, slow=True)
     out = tmp_path / "out"
     addr = proxy.address  # type: ignore[attr-defined]
-    proc = _cli(ws, out, busybox_root, addr)
-    try:
-        _wait_for(
-            lambda: procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
-        )
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        proxy.cut()
-        rc, err, took = _finish(proc, 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    rc, err, took = _fault_mid_build(ws, out, busybox_root, addr, nonce, proxy.cut)
     line = _error_line(err)
     assert rc == 1 and f"lost the connection to BuildKit at {addr}" in line, err[-3000:]
     assert took < 20, f"{took:.1f}s to notice the cut"
@@ -468,17 +455,9 @@ def test_connection_goes_silent_mid_build(proxy: Proxy, tmp_path: Path, busybox_
     ws = _workspace(tmp_path, "silent", nonce, slow=True)
     out = tmp_path / "out"
     addr = proxy.address  # type: ignore[attr-defined]
-    proc = _cli(ws, out, busybox_root, addr, env={"MELANGE_BK_LIVENESS_TIMEOUT": "12"})
-    try:
-        _wait_for(
-            lambda: procs_with(f"fault-step {nonce} started") or proc.poll() is not None, 120, "the step"
-        )
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        proxy.freeze()
-        rc, err, took = _finish(proc, 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    rc, err, took = _fault_mid_build(
+        ws, out, busybox_root, addr, nonce, proxy.freeze, env={"MELANGE_BK_LIVENESS_TIMEOUT": "12"}
+    )
     line = _error_line(err)
     assert rc == 1 and f"lost the connection to BuildKit at {addr}" in line, err[-3000:]
     assert 10 < took < 25, f"{took:.1f}s"
@@ -529,7 +508,7 @@ def test_disk_full_in_the_output_dir(
     ws = _workspace(tmp_path, f"full-{where}", nonce, extra=big)
     out = small_disk / "out"
     before = _used(small_disk)
-    rc, err, _ = _finish(_cli(ws, out, busybox_root, buildkit_addr), 300)
+    rc, err, _ = _finish(start_build(ws / "melange.yaml", out, busybox_root, buildkit_addr), 300)
     line = _error_line(err)
     assert rc != 0 and "No space left on device" in line, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
