@@ -9,6 +9,7 @@ caches (nor from another clone's). `tiny()` reduces the clone to a small package
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -63,6 +64,17 @@ def clone(repo: str, dest: str) -> str:
         if name.startswith("pants-") or name in SHARED_CACHE:
             os.symlink(os.path.join(cache, name), os.path.join(dest, ".cache", name))
     return dest
+
+
+def dist_digests(repo: str) -> Dict[str, str]:
+    """sha256 of every file under `repo`/dist, by path relative to `repo`."""
+    out = {}
+    for root, _dirs, files in os.walk(os.path.join(repo, "dist")):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, repo)] = hashlib.sha256(f.read()).hexdigest()
+    return out
 
 
 def git(repo: str, *args: str) -> str:

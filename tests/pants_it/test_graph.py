@@ -12,19 +12,9 @@ from typing import Iterator, Sequence, Set
 
 import pytest
 
-from tests.pants_it.clone import PantsRun, PantsRunner, checkout, clone, git, tiny
+from tests.pants_it.clone import PantsRun, PantsRunner, git
 
 _BUILD = 'melange_package(name="apk")\n'
-
-
-@pytest.fixture(scope="module")
-def pants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PantsRunner]:
-    base = tmp_path_factory.mktemp("pants-it-graph")
-    repo = clone(checkout(), str(base / "repo"))
-    tiny(repo)
-    runner = PantsRunner(repo, str(base / "home"))
-    yield runner
-    runner.cleanup()
 
 
 @pytest.fixture

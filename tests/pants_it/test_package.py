@@ -8,45 +8,24 @@ logged only when a Process runs, never for a cache hit) and `--stats-log` counte
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
 import tarfile
 import zlib
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, List
 
 import pytest
 
-from tests.pants_it.clone import PantsRun, PantsRunner, checkout, clone, git, tiny
+from tests.pants_it.clone import PantsRun, PantsRunner, dist_digests, git
 
 HELLO, LIBGREET, GREET = (f"packages/{p}/melange.yaml" for p in ("hello", "libgreet", "greet"))
-
-
-@pytest.fixture(scope="module")
-def pants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PantsRunner]:
-    base = tmp_path_factory.mktemp("pants-it-package")
-    repo = clone(checkout(), str(base / "repo"))
-    tiny(repo)
-    runner = PantsRunner(repo, str(base / "home"))
-    yield runner
-    runner.cleanup()
 
 
 def _ok(run: PantsRun) -> PantsRun:
     assert run.returncode == 0, run.tail()
     return run
-
-
-def _dist(repo: str) -> Dict[str, str]:
-    out = {}
-    for root, _dirs, files in os.walk(os.path.join(repo, "dist")):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, repo)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def _pkginfo(apk: str) -> List[str]:
@@ -99,10 +78,10 @@ def test_greet_builds_after_libgreet_with_libgreet_dev(pants: PantsRunner, build
     )
     # ... and its environment held libgreet-dev: `cc … -lgreet` linked against it (greet.h, libgreet.so come only
     # from libgreet-dev), so SCA found the runtime dependency on libgreet's soname.
-    apks = sorted(p for p in _dist(pants.repo) if p.endswith(".apk"))
+    apks = sorted(p for p in dist_digests(pants.repo) if p.endswith(".apk"))
     assert apks == ["dist/packages.greet/apk/x86_64/greet-1.0.0-r0.apk"], apks
     assert "depend = so:libgreet.so.1" in _pkginfo(os.path.join(pants.repo, apks[0]))
-    _STATE["dist"] = _dist(pants.repo)
+    _STATE["dist"] = dist_digests(pants.repo)
 
 
 def test_no_change_runs_no_build_even_with_the_daemon_unreachable(
@@ -121,7 +100,7 @@ def test_no_change_runs_no_build_even_with_the_daemon_unreachable(
     assert stats["local_cache_requests_cached"] >= 2, stats
     assert stats["local_execution_requests"] == run.out.count("spawned local process as"), stats
     assert len(run.spawned("host-config")) == 1, run.tail()
-    assert _dist(pants.repo) == _STATE["dist"]
+    assert dist_digests(pants.repo) == _STATE["dist"]
 
 
 def test_editing_a_leaf_rebuilds_only_it(pants: PantsRunner, buildkit_addr: str) -> None:

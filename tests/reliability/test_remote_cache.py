@@ -15,7 +15,6 @@ pants.toml's [test] extra_env_vars) and BuildGrid (`bin/remote-cache install`, d
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -27,7 +26,7 @@ from typing import Dict, Iterator, Tuple
 import pytest
 
 from tests.pants_it.clone import cache_dir as _cache_dir
-from tests.pants_it.clone import checkout
+from tests.pants_it.clone import checkout, dist_digests
 from tests.pants_it.clone import clone as _clone
 
 PACKAGES = ("greet", "hello", "libgreet", "ranged", "templated")
@@ -117,16 +116,6 @@ def _lookups(out: str) -> Dict[str, Tuple[str, str]]:
     return {m.group(2): (m.group(1), m.group(3)) for m in _CACHE_LINE.finditer(out)}
 
 
-def _dist(clone: str) -> Dict[str, str]:
-    out = {}
-    for root, _dirs, files in os.walk(os.path.join(clone, "dist")):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, clone)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
 def test_second_clone_builds_from_the_remote_cache_without_the_daemon(
     buildkit_addr: str, remote_cache: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -156,7 +145,7 @@ def test_second_clone_builds_from_the_remote_cache_without_the_daemon(
     assert stats_b.get("remote_cache_speculation_local_completed_first", 0) == 0, stats_b
     assert stats_b.get("local_execution_requests", 0) < len(PACKAGES), stats_b
     # Byte-identical packages and indexes.
-    dist_a, dist_b = _dist(a), _dist(b)
+    dist_a, dist_b = dist_digests(a), dist_digests(b)
     assert len([p for p in dist_a if p.endswith(".apk")]) >= len(PACKAGES)
     assert dist_a == dist_b
     print(
