@@ -41,10 +41,35 @@ class MelangePackageFieldSet(PackageFieldSet):
     output_path: OutputPathField
 
 
-def _arches(field_set: MelangePackageFieldSet) -> Tuple[str, ...]:
+def arches(field_set: MelangePackageFieldSet) -> Tuple[str, ...]:
     if field_set.arch.value:
         return tuple(field_set.arch.value)
     return (_HOST_ARCH.get(platform.machine(), platform.machine()),)
+
+
+def workspace_globs(yaml_path: str) -> PathGlobs:
+    """The package's folder (YAML and workspace files) but its BUILD file."""
+    folder = os.path.dirname(yaml_path)
+    return PathGlobs([f"{folder}/**/*" if folder else "**/*", f"!{folder}/BUILD" if folder else "!BUILD"])
+
+
+def trust_argv(signing_pub: str) -> List[str]:
+    """How to trust packages and indexes signed by our own signing key."""
+    return ["--keyring-append", signing_pub] if signing_pub else ["--allow-untrusted"]
+
+
+@dataclass(frozen=True)
+class BuiltApks:
+    """A melange package as built, without its output_path: `ARCH/{*.apk, APKINDEX.tar.gz}`."""
+
+    digest: Digest
+
+
+@rule(desc="Taking a built melange package's files", level=LogLevel.DEBUG)
+async def built_apks(field_set: MelangePackageFieldSet) -> BuiltApks:
+    built = await Get(BuiltPackage, PackageFieldSet, field_set)
+    prefix = field_set.output_path.value_or_default(file_ending=None)
+    return BuiltApks(await Get(Digest, RemovePrefix(built.digest, prefix)))
 
 
 @dataclass(frozen=True)
@@ -54,27 +79,23 @@ class DependencyRepositories:
     digest: Digest
     count: int
 
-    def argv(self, signing_pub: str) -> List[str]:
+    def repository_argv(self) -> List[str]:
         out: List[str] = []
         for i in range(self.count):
             out += ["--repository-append", f"__deps/{i}"]
-        if self.count and signing_pub:
-            out += ["--keyring-append", signing_pub]  # their indexes are signed with our own key
-        elif self.count:
-            out += ["--allow-untrusted"]
         return out
+
+    def argv(self, signing_pub: str) -> List[str]:
+        """The repositories and, when there are any, the key their indexes are signed with (our own)."""
+        return self.repository_argv() + trust_argv(signing_pub) if self.count else []
 
 
 @rule(desc="Building the melange packages a package depends on", level=LogLevel.DEBUG)
 async def dependency_repositories(field_set: MelangePackageFieldSet) -> DependencyRepositories:
     deps = await Get(Targets, DependenciesRequest(field_set.dependencies))
     dep_sets = [MelangePackageFieldSet.create(t) for t in deps if MelangePackageFieldSet.is_applicable(t)]
-    built = await MultiGet(Get(BuiltPackage, PackageFieldSet, fs) for fs in dep_sets)
-    unprefixed = await MultiGet(
-        Get(Digest, RemovePrefix(b.digest, fs.output_path.value_or_default(file_ending=None)))
-        for b, fs in zip(built, dep_sets)
-    )
-    prefixed = await MultiGet(Get(Digest, AddPrefix(d, f"__deps/{i}")) for i, d in enumerate(unprefixed))
+    built = await MultiGet(Get(BuiltApks, MelangePackageFieldSet, fs) for fs in dep_sets)
+    prefixed = await MultiGet(Get(Digest, AddPrefix(b.digest, f"__deps/{i}")) for i, b in enumerate(built))
     merged = await Get(Digest, MergeDigests(prefixed))
     return DependencyRepositories(merged, len(prefixed))
 
@@ -86,10 +107,8 @@ async def package_melange(
     inputs: MelangeInputs,
 ) -> BuiltPackage:
     yaml_path = field_set.source.file_path
-    folder = os.path.dirname(yaml_path)
     repos = await Get(DependencyRepositories, MelangePackageFieldSet, field_set)
-    globs = [f"{folder}/**/*" if folder else "**/*", f"!{folder}/BUILD" if folder else "!BUILD"]
-    workspace = await Get(Digest, PathGlobs(globs))
+    workspace = await Get(Digest, PathGlobs, workspace_globs(yaml_path))
     # No path of this machine in argv, env or inputs (the cache key, local and remote): see host.py.
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["SOURCE_DATE_EPOCH"]))
     argv: List[str] = [
@@ -101,7 +120,7 @@ async def package_melange(
         melange.progress,
         "--generate-index",
     ]
-    for a in _arches(field_set):
+    for a in arches(field_set):
         argv += ["--arch", a]
     if inputs.signing_key:
         argv += ["--signing-key", inputs.signing_key]

@@ -8,7 +8,7 @@ from typing import Dict, List
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
 from pants.engine.addresses import Addresses, UnparsedAddressInputs
-from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, Snapshot
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
@@ -17,7 +17,7 @@ from pants.util.logging import LogLevel
 
 from melange_bk.pants.builder import MelangeProcess
 from melange_bk.pants.host import MelangeInputs
-from melange_bk.pants.package import MelangePackageFieldSet
+from melange_bk.pants.package import BuiltApks, MelangePackageFieldSet
 from melange_bk.pants.target_types import MelangeRepositoryPackagesField
 
 
@@ -44,13 +44,9 @@ async def package_repository(
         ),
         key=lambda fs: fs.address.spec,
     )
-    built = await MultiGet(Get(BuiltPackage, PackageFieldSet, fs) for fs in sets)
-    # Each package's output is <its output_path>/ARCH/{*.apk, APKINDEX.tar.gz}: keep the .apk files, flattened.
-    stripped = await MultiGet(
-        Get(Digest, RemovePrefix(b.digest, fs.output_path.value_or_default(file_ending=None)))
-        for b, fs in zip(built, sets)
-    )
-    apks = await MultiGet(Get(Digest, DigestSubset(d, PathGlobs(["*/*.apk"]))) for d in stripped)
+    built = await MultiGet(Get(BuiltApks, MelangePackageFieldSet, fs) for fs in sets)
+    # Keep each package's ARCH/*.apk (not its own APKINDEX.tar.gz), merged.
+    apks = await MultiGet(Get(Digest, DigestSubset(b.digest, PathGlobs(["*/*.apk"]))) for b in built)
     merged = await Get(Digest, MergeDigests(apks))
     snapshot = await Get(Snapshot, Digest, merged)
     by_arch: Dict[str, List[str]] = {}

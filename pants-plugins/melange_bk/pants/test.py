@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
-from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs, RemovePrefix
+from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs
 from pants.engine.process import FallibleProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Target, WrappedTarget, WrappedTargetRequest
@@ -16,10 +15,13 @@ from pants.util.logging import LogLevel
 
 from melange_bk.pants.host import MelangeInputs
 from melange_bk.pants.package import (
+    BuiltApks,
     DependencyRepositories,
     MelangePackageFieldSet,
     MelangeProcess,
-    _arches,
+    arches,
+    trust_argv,
+    workspace_globs,
 )
 from melange_bk.pants.subsystem import MelangeSubsystem
 from melange_bk.pants.target_types import MelangeSkipTestField, MelangeSourceField
@@ -55,30 +57,21 @@ async def run_melange_test(
     )
     package_fs = MelangePackageFieldSet.create(wrapped.target)
     built, repos = await MultiGet(
-        Get(BuiltPackage, PackageFieldSet, package_fs),
+        Get(BuiltApks, MelangePackageFieldSet, package_fs),
         Get(DependencyRepositories, MelangePackageFieldSet, package_fs),
     )
-    apks = await Get(
-        Digest, RemovePrefix(built.digest, package_fs.output_path.value_or_default(file_ending=None))
-    )
     yaml_path = field_set.source.file_path
-    folder = yaml_path.rsplit("/", 1)[0] if "/" in yaml_path else ""
-    globs = [f"{folder}/**/*" if folder else "**/*", f"!{folder}/BUILD" if folder else "!BUILD"]
-    workspace = await Get(Digest, PathGlobs(globs))
+    workspace = await Get(Digest, PathGlobs, workspace_globs(yaml_path))
     # No path of this machine in argv, env or inputs (the cache key, local and remote): see host.py.
     argv = ["test", yaml_path, "--out-dir", "__apks", "--progress", melange.progress]
-    for a in _arches(package_fs):
+    for a in arches(package_fs):
         argv += ["--arch", a]
     argv += inputs.environment_argv
-    if inputs.signing_pub:
-        argv += ["--keyring-append", inputs.signing_pub]  # the packages under test are signed with it
-    else:
-        argv += ["--allow-untrusted"]
+    argv += trust_argv(inputs.signing_pub)  # the packages under test are signed with our key
     # Its build-time dependencies, too (what it needs at run time often comes from them: greet → libgreet).
-    for i in range(repos.count):
-        argv += ["--repository-append", f"__deps/{i}"]
+    argv += repos.repository_argv()
     argv += inputs.host_argv
-    apk_dir = await Get(Digest, AddPrefix(apks, "__apks"))
+    apk_dir = await Get(Digest, AddPrefix(built.digest, "__apks"))
     input_digest = await Get(Digest, MergeDigests([workspace, inputs.digest, apk_dir, repos.digest]))
     result = await Get(
         FallibleProcessResult,
