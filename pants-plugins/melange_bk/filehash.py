@@ -1,4 +1,5 @@
-"""SHA-256 of files, optionally remembered on disk under what `stat` says of them.
+"""SHA-256 of files (optionally remembered on disk under what `stat` says of them), and the one deterministic walk
+of a folder that every tree digest uses.
 
 Standard library only: the host-config probe imports it (see `melange_bk.pants.host.PROBE_SOURCES`).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Collection, Iterator, Tuple
 
 _CHUNK = 1 << 20
 
@@ -48,3 +50,18 @@ def sha256_file_remembered(path: str, memo_dir: str) -> str:
         except OSError:
             pass  # a read-only cache only costs time
     return digest
+
+
+def walk_sorted(root: str, skip: Collection[str] = ()) -> Iterator[Tuple[str, str]]:
+    """(path relative to `root` with `/`, full path) of every entry under `root`: names sorted within each folder,
+    a folder's entries before those of its sub-folders (os.walk's top-down order), symlinks to folders listed but
+    not entered. `skip`: relative paths left out, with everything under them."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        if skip:
+            dirnames[:] = [d for d in dirnames if prefix + d not in skip]
+            filenames = [f for f in filenames if prefix + f not in skip]
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            yield prefix + name, os.path.join(dirpath, name)

@@ -27,6 +27,7 @@ from melange_bk.buildkit.session import ExportTarget
 from melange_bk.buildkit.solve import SolveResult, solve
 from melange_bk.config.compile import compile_file
 from melange_bk.errors import MelangeError
+from melange_bk.filehash import walk_sorted
 from melange_bk.plan.model import BuildPlan
 
 
@@ -105,26 +106,16 @@ def workspace_digest(root: str, exclude: Tuple[str, ...] = ()) -> str:
     workspaces give equal LLB on any machine, different ones never collide in the daemon."""
     h = hashlib.sha256()
     skip = {re.sub(r"\\(.)", r"\1", e) for e in exclude} | {"melange-out"}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        dirnames[:] = [d for d in dirnames if prefix + d not in skip]
-        filenames = [f for f in filenames if prefix + f not in skip]
-        dirnames.sort()
-        for name in sorted(filenames + dirnames):
-            full = os.path.join(dirpath, name)
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            st = os.lstat(full)
-            h.update(f"{rel}\0{st.st_mode:o}\0".encode("utf-8", "surrogateescape"))
-            if os.path.islink(full):
-                h.update(os.readlink(full).encode("utf-8", "surrogateescape"))
-            elif os.path.isfile(full):
-                with open(full, "rb") as f:
-                    chunk = f.read(1 << 20)
-                    while chunk:
-                        h.update(chunk)
-                        chunk = f.read(1 << 20)
-            h.update(b"\n")
+    for rel, full in walk_sorted(root, skip):
+        st = os.lstat(full)
+        h.update(f"{rel}\0{st.st_mode:o}\0".encode("utf-8", "surrogateescape"))
+        if os.path.islink(full):
+            h.update(os.readlink(full).encode("utf-8", "surrogateescape"))
+        elif os.path.isfile(full):
+            with open(full, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        h.update(b"\n")
     return h.hexdigest()
 
 

@@ -24,7 +24,7 @@ import os
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from melange_bk.errors import ConfigError
-from melange_bk.filehash import sha256_file
+from melange_bk.filehash import sha256_file, walk_sorted
 
 PREFIX = "@host:"
 KINDS = ("path", "file", "dir", "repository", "signing-key")
@@ -57,18 +57,13 @@ def _tree_hash(root: str, only: Optional[Tuple[str, ...]] = None) -> str:
     """sha256 over the sorted (path, type, mode, content or link target) of a folder; `only`: file names kept."""
     h = hashlib.sha256()
     entries: List[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
-            if only is not None and name not in only:
-                continue
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
-            st = os.lstat(full)
-            if os.path.islink(full):
-                entries.append(f"{rel}\0l\0{os.readlink(full)}")
-            else:
-                entries.append(f"{rel}\0f\0{st.st_mode & 0o7777:o}\0{sha256_file(full)}")
+    for rel, full in walk_sorted(root):
+        if only is not None and os.path.basename(rel) not in only:
+            continue
+        if os.path.islink(full):
+            entries.append(f"{rel}\0l\0{os.readlink(full)}")
+        elif not os.path.isdir(full):
+            entries.append(f"{rel}\0f\0{os.lstat(full).st_mode & 0o7777:o}\0{sha256_file(full)}")
     for e in sorted(entries):
         h.update(e.encode("utf-8", "surrogateescape") + b"\n")
     return h.hexdigest()
@@ -208,10 +203,8 @@ def stat_stamp(paths: Iterable[str]) -> str:
         add(root)
         add(root, follow=True)
         if os.path.isdir(root):  # (a symlink to a folder is followed here, as the probe does)
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames.sort()
-                for name in sorted(dirnames + filenames):
-                    add(os.path.join(dirpath, name))
+            for _rel, full in walk_sorted(root):
+                add(full)
     return h.hexdigest()
 
 

@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 from melange_bk import llb
 from melange_bk.environment.repository import cache_dir
 from melange_bk.errors import MelangeError
-from melange_bk.filehash import sha256_file_remembered
+from melange_bk.filehash import sha256_file_remembered, walk_sorted
 
 KINDS = ("none", "dir", "tar", "image")
 SYNTAX = "none, dir:PATH, tar:PATH or image:REF@sha256:DIGEST"
@@ -89,18 +89,14 @@ def tree_identity(root: str) -> str:
     """A digest of a directory's listing (paths, types, modes, sizes, mtimes, link targets): cheap, and different
     whenever the tree is (for the `local.unique` of a local source, see `local_identity`)."""
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            link = os.readlink(full) if os.path.islink(full) else ""
-            rel = os.path.relpath(full, root)
-            h.update(
-                f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{link}\n".encode(
-                    "utf-8", "surrogateescape"
-                )
+    for rel, full in walk_sorted(root):
+        st = os.lstat(full)
+        link = os.readlink(full) if os.path.islink(full) else ""
+        h.update(
+            f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{link}\n".encode(
+                "utf-8", "surrogateescape"
             )
+        )
     return h.hexdigest()
 
 
