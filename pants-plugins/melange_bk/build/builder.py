@@ -18,7 +18,7 @@ from melange_bk import llb
 from melange_bk.apk import load_signing_key
 from melange_bk.apk.index import write_index
 from melange_bk.build.environment import EnvironmentOptions, environment_for
-from melange_bk.build.llbgen import WORKSPACE, GraphOptions, build_graph
+from melange_bk.build.llbgen import WORKSPACE, GraphOptions, build_graph, workspace_dir
 from melange_bk.build.package import write_packages
 from melange_bk.buildkit.address import TLSConfig
 from melange_bk.buildkit.progress import Progress
@@ -74,13 +74,7 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
         env.update(dict(req.extra_env))
         plan = replace(plan, environment=replace(plan.environment, env=tuple(sorted(env.items()))))
     env_state, local_dirs = environment_for(plan, req.environment)
-    source_dir = os.path.abspath(req.source_dir or os.path.dirname(os.path.abspath(req.config_file)))
-    if not os.path.isdir(source_dir):
-        raise MelangeError(f"source directory {source_dir} does not exist")
-    exclude: Tuple[str, ...] = ()
-    yaml_abs = os.path.abspath(req.config_file)
-    if os.path.dirname(yaml_abs) == source_dir:
-        exclude = (os.path.basename(yaml_abs),)
+    source_dir, exclude = workspace_dir(req.config_file, req.source_dir)
     if req.signing_key:  # a key kept in the source dir is never uploaded (the client alone signs)
         key_real, src_real = os.path.realpath(req.signing_key), os.path.realpath(source_dir)
         if key_real.startswith(src_real + os.sep):
@@ -97,7 +91,7 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
         ),
     )
     local_dirs = dict(local_dirs)
-    local_dirs[WORKSPACE] = os.path.abspath(source_dir)
+    local_dirs[WORKSPACE] = source_dir
     return plan, graph.marshal(), local_dirs
 
 

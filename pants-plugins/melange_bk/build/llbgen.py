@@ -11,12 +11,14 @@ machine or hash-seeded iteration order).
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from melange_bk import llb
 from melange_bk.config.arch import substitutions
+from melange_bk.errors import MelangeError
 from melange_bk.plan.model import PATH, WORKDIR, BuildPlan, GitSource, HttpSource, Step
 
 OUT_DIR = f"{WORKDIR}/melange-out"
@@ -142,17 +144,24 @@ def run_steps(
     return root
 
 
-def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOptions] = None) -> BuildGraph:
-    """The LLB that builds `plan` on top of `environment` (which already holds the base and the packages)."""
-    opts = opts or GraphOptions()
-    user = opts.user or plan.environment.accounts.run_as or "root"
-    pkg = plan.package.name
-    names = [pkg] + [s.name for s in plan.subpackages]
-    actions = llb.copy(
+def workspace_dir(config_file: str, source_dir: str = "") -> Tuple[str, Tuple[str, ...]]:
+    """The absolute workspace folder (`source_dir`, default the YAML's folder) and the paths in it not uploaded:
+    the YAML itself when it is there, so that editing one step re-runs that step and the later ones only."""
+    folder = os.path.abspath(source_dir or os.path.dirname(os.path.abspath(config_file)))
+    if not os.path.isdir(folder):
+        raise MelangeError(f"source directory {folder} does not exist")
+    yaml_abs = os.path.abspath(config_file)
+    return folder, ((os.path.basename(yaml_abs),) if os.path.dirname(yaml_abs) == folder else ())
+
+
+def workspace_copy(exclude: Tuple[str, ...] = (), unique: str = "") -> llb.FileActions:
+    """The local source WORKSPACE (without melange-out and `exclude`; `unique` as its `local.unique`) copied into
+    /home/build, owned by the build user: the start of a build and of a test."""
+    return llb.copy(
         llb.local(
             WORKSPACE,
-            exclude=("melange-out",) + tuple(opts.workspace_exclude),
-            unique=opts.workspace_unique or None,
+            exclude=("melange-out",) + tuple(exclude),
+            unique=unique or None,
             custom_name="workspace",
         ),
         "/",
@@ -161,6 +170,15 @@ def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOpt
         create_dest_path=True,
         owner=(BUILD_UID, BUILD_UID),
     )
+
+
+def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOptions] = None) -> BuildGraph:
+    """The LLB that builds `plan` on top of `environment` (which already holds the base and the packages)."""
+    opts = opts or GraphOptions()
+    user = opts.user or plan.environment.accounts.run_as or "root"
+    pkg = plan.package.name
+    names = [pkg] + [s.name for s in plan.subpackages]
+    actions = workspace_copy(opts.workspace_exclude, opts.workspace_unique)
     actions = actions.mkdir(OUT_DIR, 0o755, make_parents=True, owner=(BUILD_UID, BUILD_UID))
     for name in names:
         actions = actions.mkdir(f"{OUT_DIR}/{name}", 0o755, make_parents=True, owner=(BUILD_UID, BUILD_UID))

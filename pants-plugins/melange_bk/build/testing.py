@@ -27,7 +27,7 @@ from melange_bk.apk import load_signing_key, verify_apk, write_keypair
 from melange_bk.apk.index import Index, entry_from_contents, write_index
 from melange_bk.apk.reader import ApkContents
 from melange_bk.build.environment import EnvironmentOptions
-from melange_bk.build.llbgen import BUILD_UID, WORKSPACE, platform_for, run_steps
+from melange_bk.build.llbgen import WORKSPACE, platform_for, run_steps, workspace_copy, workspace_dir
 from melange_bk.buildkit.address import TLSConfig
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
@@ -217,15 +217,9 @@ def test_state(
     """environment → workspace at /home/build → one ExecOp per test step."""
     test = target.test
     user = test.environment.accounts.run_as or "root"
-    actions = llb.copy(
-        llb.local(WORKSPACE, exclude=("melange-out",) + tuple(workspace_exclude), custom_name="workspace"),
-        "/",
-        WORKDIR,
-        copy_dir_contents=True,
-        create_dest_path=True,
-        owner=(BUILD_UID, BUILD_UID),
+    root = llb.file(
+        environment, workspace_copy(workspace_exclude), custom_name=f"[{target.package}] test workspace"
     )
-    root = llb.file(environment, actions, custom_name=f"[{target.package}] test workspace")
     env = {"PATH": PATH, "HOME": WORKDIR, "SOURCE_DATE_EPOCH": str(source_date_epoch)}
     env.update(dict(test.environment.env))
     env.update(dict(extra_env))
@@ -259,11 +253,7 @@ def prepare_target(
         cache=opts.cache_dir or None,
         allow_untrusted=opts.allow_untrusted,
     )
-    source_dir = os.path.abspath(req.source_dir or os.path.dirname(os.path.abspath(req.config_file)))
-    if not os.path.isdir(source_dir):
-        raise TestError(f"source directory {source_dir} does not exist")
-    yaml_abs = os.path.abspath(req.config_file)
-    exclude = (os.path.basename(yaml_abs),) if os.path.dirname(yaml_abs) == source_dir else ()
+    source_dir, exclude = workspace_dir(req.config_file, req.source_dir)
     state = test_state(
         target,
         prepared.state,
