@@ -16,7 +16,7 @@ from typing import List
 from melange_bk import llb
 from melange_bk.buildkit.client import Client
 from melange_bk.buildkit.progress import Progress
-from melange_bk.buildkit.solve import solve
+from melange_bk.buildkit.solve import CANCEL_GRACE, solve
 from tests.reliability.processes import procs_with, start_build
 
 CACHE_ID = "melange-bk-ccache"  # one of the builder's cache mounts (llbgen.CACHE_MOUNTS)
@@ -104,7 +104,8 @@ def test_ctrl_c_cancels_the_solve_on_the_daemon(
     reader.join(5)
     err = "".join(lines)
     assert rc == 130, err[-2000:]
-    assert elapsed < 5, f"the client took {elapsed:.1f}s to exit after Ctrl-C"
+    # At most the grace period for the daemon's acknowledgement, plus the interpreter's exit (a loaded CI host).
+    assert elapsed < CANCEL_GRACE + 3, f"the client took {elapsed:.1f}s to exit after Ctrl-C"
     last = [ln for ln in lines if not ln.startswith("{")]
     assert last and "cancelled" in last[-1], err[-2000:]
     assert "Traceback" not in err
