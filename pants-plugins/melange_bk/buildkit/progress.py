@@ -45,6 +45,12 @@ class _Vertex:
         self.partial = ""
 
 
+def is_cancellation(error: str) -> bool:
+    """True for the error of a vertex BuildKit stopped because the solve was cancelled (by another vertex's
+    failure or by the client), not because it failed itself."""
+    return error.rstrip().endswith("context canceled")
+
+
 def _ts(t) -> Optional[float]:  # type: ignore[no-untyped-def]
     if t is None or (t.seconds == 0 and t.nanos == 0):
         return None

@@ -12,7 +12,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import grpc
 
 from melange_bk.buildkit.client import CONTROL, Client
-from melange_bk.buildkit.progress import Progress, VertexSummary
+from melange_bk.buildkit.progress import Progress, VertexSummary, is_cancellation
 from melange_bk.buildkit.session import ExportTarget, Session, check_receivers
 from melange_bk.errors import BuildKitError
 from melange_bk.protos import control_pb2, ops_pb2
@@ -84,7 +84,9 @@ def _failure(client: Client, err: grpc.RpcError, progress: Progress) -> BuildKit
     failed = progress.failed()
     if not failed:
         return BuildKitError(f"solve on {client.address} failed: {details.strip()}")
-    name, error, lines = failed[-1]
+    # When one vertex fails, BuildKit cancels the others running beside it ("context canceled"): the failure to
+    # report is the one that was not cancelled.
+    name, error, lines = ([f for f in failed if not is_cancellation(f[1])] or failed)[-1]
     text = f'step "{name}" failed: {error or details.strip()}'
     tail = [ln for ln in lines if ln.strip()][-LOG_LINES_IN_ERROR:]
     if tail:

@@ -1,0 +1,63 @@
+"""The failure a solve reports is the vertex that failed, not the ones BuildKit cancelled because of it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import List, Tuple
+
+import grpc
+
+from melange_bk.buildkit.progress import Progress, is_cancellation
+from melange_bk.buildkit.solve import _failure
+from melange_bk.protos import control_pb2
+
+CANCELLED = "rpc error: code = Canceled desc = context canceled: context canceled"
+
+
+class _SolveError(grpc.RpcError):
+    def __init__(self, details: str) -> None:
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
+
+
+def _progress(vertices: List[Tuple[str, str, str]]) -> Progress:
+    """A Progress fed one StatusResponse per (digest, name, error), in that order, each with one log line."""
+    progress = Progress("quiet")
+    for digest, name, error in vertices:
+        resp = control_pb2.StatusResponse()
+        resp.vertexes.add(digest=digest, name=name, error=error)
+        resp.logs.add(vertex=digest, msg=f"log of {name}\n".encode())
+        progress.update(resp)
+    return progress
+
+
+def test_the_failed_source_is_reported_not_the_cancelled_sibling() -> None:
+    # What dockerd's BuildKit reported for a git source at a commit the repository does not have: the git vertex
+    # failed, then the local source loading beside it was cancelled (and came last).
+    progress = _progress(
+        [
+            ("sha256:git", "git git://127.0.0.1:9418/hello.git@111111111111", "git error: exit status 128"),
+            ("sha256:base", "local://melange-bk-base", CANCELLED),
+        ]
+    )
+    err = _failure(SimpleNamespace(address="unix:///x"), _SolveError(CANCELLED), progress)  # type: ignore[arg-type]
+    text = str(err)
+    assert text.startswith('step "git git://127.0.0.1:9418/hello.git@111111111111" failed: git error: exit'), text
+    assert "log of git" in text and "melange-bk-base" not in text
+
+
+def test_only_cancelled_vertices_still_name_one() -> None:
+    progress = _progress([("sha256:a", "step a", CANCELLED), ("sha256:b", "step b", CANCELLED)])
+    err = _failure(SimpleNamespace(address="unix:///x"), _SolveError("canceled"), progress)  # type: ignore[arg-type]
+    assert str(err).startswith('step "step b" failed: ' + CANCELLED), str(err)
+
+
+def test_is_cancellation() -> None:
+    assert is_cancellation(CANCELLED) and is_cancellation("context canceled\n")
+    assert not is_cancellation("process \"/bin/sh -c false\" did not complete successfully: exit code: 1")
+    assert not is_cancellation("")
