@@ -47,7 +47,9 @@ def test_the_failed_source_is_reported_not_the_cancelled_sibling() -> None:
     )
     err = _failure(SimpleNamespace(address="unix:///x"), _SolveError(CANCELLED), progress)  # type: ignore[arg-type]
     text = str(err)
-    assert text.startswith('step "git git://127.0.0.1:9418/hello.git@111111111111" failed: git error: exit'), text
+    assert text.startswith(
+        'step "git git://127.0.0.1:9418/hello.git@111111111111" failed: git error: exit'
+    ), text
     assert "log of git" in text and "melange-bk-base" not in text
 
 
@@ -59,5 +61,5 @@ def test_only_cancelled_vertices_still_name_one() -> None:
 
 def test_is_cancellation() -> None:
     assert is_cancellation(CANCELLED) and is_cancellation("context canceled\n")
-    assert not is_cancellation("process \"/bin/sh -c false\" did not complete successfully: exit code: 1")
+    assert not is_cancellation('process "/bin/sh -c false" did not complete successfully: exit code: 1')
     assert not is_cancellation("")

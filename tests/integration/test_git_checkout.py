@@ -1,0 +1,171 @@
+"""`uses: git-checkout` against a real git server: `git daemon` serving a repository on 127.0.0.1.
+
+The checkout is a daemon-side LLB git source pinned to `expected-commit` (the daemon shares the host's network
+namespace, so it reaches 127.0.0.1); the pipeline's own step then checks the commit in the build environment (the
+Debian build rootfs, which has git). The repository's branch has moved on past the pinned commit, so a checkout of
+the branch tip instead of the pin would show.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+from typing import Dict, Iterator, NamedTuple
+
+import pytest
+
+from tests.integration.examples import ARCH, Env, build_example, make_examples_env
+
+MISSING = "1" * 40
+
+
+class GitServer(NamedTuple):
+    url: str  # git://127.0.0.1:PORT/hello.git
+    first: str  # the pinned commit (tag v1)
+    tip: str  # main's tip, one commit later
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.invalid",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.invalid",
+        GIT_AUTHOR_DATE="1700000000 +0000",
+        GIT_COMMITTER_DATE="1700000000 +0000",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_NOSYSTEM="1",
+    )
+    r = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"git {' '.join(args)}: {r.stderr}"
+    return r.stdout.strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    if shutil.which("git") is None:
+        pytest.fail("git is not installed on this host (the git server of this test)", pytrace=False)
+    root = tmp_path_factory.mktemp("git-server")
+    work = root / "work"
+    work.mkdir()
+    _git(work, "init", "-q", "-b", "main")
+    (work / "greeting.txt").write_text("hello from the pinned commit\n")
+    _git(work, "add", "greeting.txt")
+    _git(work, "commit", "-qm", "first")
+    _git(work, "tag", "v1")
+    first = _git(work, "rev-parse", "HEAD")
+    (work / "greeting.txt").write_text("hello from the branch tip\n")
+    _git(work, "commit", "-qam", "second")
+    tip = _git(work, "rev-parse", "HEAD")
+    _git(root, "clone", "-q", "--bare", str(work), "hello.git")
+
+    port = _free_port()
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--export-all", "--reuseaddr", "--informative-errors", f"--base-path={root}",
+         "--listen=127.0.0.1", f"--port={port}", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"git://127.0.0.1:{port}/hello.git"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            r = subprocess.run(["git", "ls-remote", url], capture_output=True, text=True, timeout=20)
+            if r.returncode == 0 and tip in r.stdout:
+                break
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                daemon.kill()
+                pytest.fail(f"git daemon on port {port} did not serve {url}: {daemon.communicate()[1]!r}")
+            time.sleep(0.1)
+        yield GitServer(url, first, tip)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def examples_env(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    return make_examples_env(tmp_path_factory)
+
+
+def _yaml(tmp_path: Path, url: str, commit: str, destination: str = ".") -> Path:
+    text = f"""
+package:
+  name: gitdemo
+  version: "1.0"
+  epoch: 0
+  description: git-checkout from a real git server
+  copyright:
+    - license: MIT
+environment:
+  contents:
+    packages:
+      - busybox
+pipeline:
+  - uses: git-checkout
+    with:
+      repository: {url}
+      branch: main
+      expected-commit: {commit}
+      destination: {destination}
+  - runs: |
+      cd {destination}
+      mkdir -p ${{{{targets.destdir}}}}/usr/share/gitdemo
+      cp greeting.txt ${{{{targets.destdir}}}}/usr/share/gitdemo/
+      git rev-parse HEAD > ${{{{targets.destdir}}}}/usr/share/gitdemo/commit
+"""
+    path = tmp_path / "src" / "melange.yaml"
+    path.parent.mkdir()
+    path.write_text(text)
+    return path
+
+
+def _files(apk: Path) -> Dict[str, str]:
+    with tarfile.open(apk, "r:gz") as tf:
+        return {
+            m.name: tf.extractfile(m).read().decode()  # type: ignore[union-attr]
+            for m in tf.getmembers()
+            if m.isfile() and m.name.startswith("usr/share/gitdemo/")
+        }
+
+
+@pytest.mark.parametrize("destination", [".", "src/hello"])
+def test_checkout_of_the_pinned_commit(  # type: ignore[no-untyped-def]
+    git_server: GitServer, examples_env: Env, buildkit_addr: str, tmp_path: Path, destination: str, capsys
+) -> None:
+    yaml_path = _yaml(tmp_path, git_server.url, git_server.first, destination)
+    out = tmp_path / "out"
+    rc = build_example(examples_env, str(yaml_path), out, buildkit_addr)
+    assert rc == 0, capsys.readouterr().err[-3000:]
+    files = _files(out / ARCH / "gitdemo-1.0-r0.apk")
+    assert files == {
+        "usr/share/gitdemo/greeting.txt": "hello from the pinned commit\n",
+        "usr/share/gitdemo/commit": git_server.first + "\n",
+    }
+
+
+def test_a_commit_the_server_does_not_have_names_the_repository(  # type: ignore[no-untyped-def]
+    git_server: GitServer, examples_env: Env, buildkit_addr: str, tmp_path: Path, capsys
+) -> None:
+    yaml_path = _yaml(tmp_path, git_server.url, MISSING)
+    out = tmp_path / "out"
+    rc = build_example(examples_env, str(yaml_path), out, buildkit_addr)
+    err = capsys.readouterr().err
+    assert rc == 1, err[-3000:]
+    lines = [ln for ln in err.splitlines() if ln.startswith("melange-bk: error:")]
+    assert lines, err[-3000:]
+    assert f'step "git {git_server.url}@{MISSING[:12]}" failed: git error' in lines[-1], err[-3000:]
+    assert "context canceled" not in lines[-1], err[-3000:]
+    assert not list(out.rglob("*.apk"))
