@@ -63,3 +63,17 @@ def test_is_cancellation() -> None:
     assert is_cancellation(CANCELLED) and is_cancellation("context canceled\n")
     assert not is_cancellation('process "/bin/sh -c false" did not complete successfully: exit code: 1')
     assert not is_cancellation("")
+
+
+def test_a_failed_command_is_reported_by_its_exit_code_not_its_whole_script() -> None:
+    script = 'set -e\\necho "about to fail"\\nexit 3'
+    error = f'process "/bin/sh -c {script}" did not complete successfully: exit code: 3'
+    progress = _progress([("sha256:s", "[hello] step 2: make", error)])
+    err = _failure(SimpleNamespace(address="unix:///x"), _SolveError(error), progress)  # type: ignore[arg-type]
+    assert str(err).startswith('step "[hello] step 2: make" failed: exit code: 3\n  last log lines:\n'), str(
+        err
+    )
+    assert "about to fail" not in str(err)
+    # Any other error is kept whole.
+    other = _failure(SimpleNamespace(address="unix:///x"), _SolveError("x"), _progress([("sha256:o", "o", "no space left")]))  # type: ignore[arg-type]
+    assert str(other).startswith('step "o" failed: no space left'), str(other)
