@@ -276,6 +276,20 @@ class _Compiler:
                 )
             if not builtin:
                 return None
+            # The built-in pipeline's step runs with the network off, like every step: what needs the remote
+            # after the daemon-side checkout cannot work there, so it is refused here rather than failing there.
+            if get("cherry-picks").strip():
+                raise self.err(
+                    f"{what}: git-checkout cherry-picks are not supported (build steps have no network to fetch "
+                    "the picked commits): apply them as patches with uses: patch",
+                    line,
+                )
+            if get("expected-commit-is-branch-tip").lower() == "true":
+                raise self.err(
+                    f"{what}: git-checkout expected-commit-is-branch-tip is not supported (build steps have no "
+                    "network to ask the remote for the branch tip)",
+                    line,
+                )
             return p.GitSource(
                 repository=get("repository"),
                 commit=get("expected-commit"),
@@ -284,7 +298,6 @@ class _Compiler:
                 destination=get("destination"),
                 depth=get("depth"),
                 recurse_submodules=get("recurse-submodules").lower() == "true",
-                cherry_picks=tuple(x.strip() for x in get("cherry-picks").splitlines() if x.strip()),
             )
         return None
 

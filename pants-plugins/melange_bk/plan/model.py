@@ -51,7 +51,6 @@ class GitSource:
     destination: str
     depth: str
     recurse_submodules: bool
-    cherry_picks: Tuple[str, ...]
     kind: str = "git"
 
 

@@ -62,6 +62,20 @@ SHA = "a" * 64
         ),
         pytest.param(
             HEAD
+            + "pipeline:\n  - uses: git-checkout\n    with:\n      repository: https://example.invalid/x\n"
+            + f"      expected-commit: {'a' * 40}\n      cherry-picks: |\n        main/{'b' * 40}: fix\n",
+            ":6: pipeline step 1: git-checkout cherry-picks are not supported (build steps have no network",
+            id="git-checkout-cherry-picks",
+        ),
+        pytest.param(
+            HEAD
+            + "pipeline:\n  - uses: git-checkout\n    with:\n      repository: https://example.invalid/x\n"
+            + f"      expected-commit: {'a' * 40}\n      branch: main\n      expected-commit-is-branch-tip: true\n",
+            ":6: pipeline step 1: git-checkout expected-commit-is-branch-tip is not supported",
+            id="git-checkout-branch-tip",
+        ),
+        pytest.param(
+            HEAD
             + f"pipeline:\n  - uses: fetch\n    with:\n      uri: u\n      expected-sha256: {SHA[:10]}\n",
             ':6: pipeline step 1: input "expected-sha256" must be 64 hexadecimal digits',
             id="short-checksum",
