@@ -128,6 +128,23 @@ def test_editing_libgreet_rebuilds_it_and_greet_not_hello(pants: PantsRunner, bu
         _restore(pants.repo, LIBGREET)
 
 
+def test_a_failing_build_names_its_step_with_the_log_tail(pants: PantsRunner, buildkit_addr: str) -> None:
+    compile_step = "      cc -O2 -Wall -o hello hello.c\n"
+    _edit(
+        pants.repo, HELLO, compile_step, compile_step + '      echo "compiled; now breaking"\n      exit 7\n'
+    )
+    try:
+        run = pants.run("package", "packages/hello:apk", buildkit_host=buildkit_addr, debug=False)
+        assert run.returncode != 0, run.tail()
+        # In Pants' error: the step by its name and exit status (not the daemon's quote of the whole script), and
+        # the end of its log.
+        assert 'step "[hello] step 1: compile" failed: exit code: 7' in run.out, run.tail()
+        assert "compiled; now breaking" in run.out, run.tail()
+        assert "did not complete successfully" not in run.out, run.tail()
+    finally:
+        _restore(pants.repo, HELLO)
+
+
 def test_pants_test_passes_and_fails_with_the_log(pants: PantsRunner, buildkit_addr: str) -> None:
     run = _ok(pants.run("test", "packages/hello:apk", buildkit_host=buildkit_addr))
     assert run.spawned("test") == [HELLO], run.tail()

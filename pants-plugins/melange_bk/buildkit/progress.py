@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -43,6 +44,17 @@ class _Vertex:
         self.finished = False
         self.lines: Deque[str] = collections.deque(maxlen=KEEP_LINES)
         self.partial = ""
+
+
+# BuildKit's error for a step whose command failed quotes the whole command (a step's whole script): the step is
+# named already and its log is shown, so only the exit status is kept.
+_PROCESS_FAILED = re.compile(r'process ".*" did not complete successfully: (exit code: -?\d+)', re.DOTALL)
+
+
+def short_error(error: str) -> str:
+    """A vertex's error as we show it: `exit code: N` for a failed command, anything else as it is."""
+    m = _PROCESS_FAILED.fullmatch(error.strip())
+    return m.group(1) if m else error
 
 
 def is_cancellation(error: str) -> bool:
@@ -116,7 +128,7 @@ class Progress:
                 self._print(f"#{v.number} {v.partial}")
             v.partial = ""
         if v.error:
-            self._print(f"#{v.number} ERROR {v.name}: {v.error}")
+            self._print(f"#{v.number} ERROR {v.name}: {short_error(v.error)}")
             if self.mode == "tty":
                 for line in v.lines:
                     self._print(f"#{v.number}   {line}")

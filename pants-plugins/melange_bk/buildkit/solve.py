@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 import uuid
@@ -13,7 +12,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import grpc
 
 from melange_bk.buildkit.client import CONTROL, Client
-from melange_bk.buildkit.progress import Progress, VertexSummary, is_cancellation
+from melange_bk.buildkit.progress import Progress, VertexSummary, is_cancellation, short_error
 from melange_bk.buildkit.session import ExportTarget, Session, check_receivers
 from melange_bk.errors import BuildKitError
 from melange_bk.protos import control_pb2, ops_pb2
@@ -68,16 +67,6 @@ def _solve_request(
     return req
 
 
-# BuildKit's error for a step whose command failed quotes the whole command (a step's whole script): the step is
-# named already and its log follows, so only the exit status is kept.
-_PROCESS_FAILED = re.compile(r'process ".*" did not complete successfully: (exit code: -?\d+)', re.DOTALL)
-
-
-def _without_command(error: str) -> str:
-    m = _PROCESS_FAILED.fullmatch(error.strip())
-    return m.group(1) if m else error
-
-
 def _failure(client: Client, err: grpc.RpcError, progress: Progress) -> BuildKitError:
     code = err.code() if hasattr(err, "code") else None
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not progress.failed():
@@ -98,7 +87,7 @@ def _failure(client: Client, err: grpc.RpcError, progress: Progress) -> BuildKit
     # When one vertex fails, BuildKit cancels the others running beside it ("context canceled"): the failure to
     # report is the one that was not cancelled.
     name, error, lines = ([f for f in failed if not is_cancellation(f[1])] or failed)[-1]
-    text = f'step "{name}" failed: {_without_command(error) or details.strip()}'
+    text = f'step "{name}" failed: {short_error(error) or details.strip()}'
     tail = [ln for ln in lines if ln.strip()][-LOG_LINES_IN_ERROR:]
     if tail:
         text += "\n  last log lines:\n" + "\n".join("    " + ln for ln in tail)

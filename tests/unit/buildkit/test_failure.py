@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from types import SimpleNamespace
 from typing import List, Tuple
 
@@ -77,3 +78,17 @@ def test_a_failed_command_is_reported_by_its_exit_code_not_its_whole_script() ->
     # Any other error is kept whole.
     other = _failure(SimpleNamespace(address="unix:///x"), _SolveError("x"), _progress([("sha256:o", "o", "no space left")]))  # type: ignore[arg-type]
     assert str(other).startswith('step "o" failed: no space left'), str(other)
+
+
+def test_progress_prints_a_failed_command_by_its_exit_code() -> None:
+    out = io.StringIO()
+    progress = Progress("plain", out=out)
+    resp = control_pb2.StatusResponse()
+    v = resp.vertexes.add(digest="sha256:s", name="[hello] step 1: compile")
+    v.started.seconds, v.completed.seconds = 1, 2
+    v.error = 'process "/bin/sh -c set -e\\nmake" did not complete successfully: exit code: 2'
+    progress.update(resp)
+    assert out.getvalue().splitlines() == [
+        "#1 [hello] step 1: compile",
+        "#1 ERROR [hello] step 1: compile: exit code: 2",
+    ]
