@@ -260,9 +260,8 @@ def write(out: str, inputs: Dict[str, Tuple[str, str]], buildkit: Dict[str, str]
             unchanged = f.read() == text
     except OSError:
         unchanged = False
-    if (
-        not unchanged
-    ):  # (left as it is otherwise: the Pants backend decides from its stat whether to run again)
+    # An unchanged file is left as it is: the Pants backend decides from its stat whether to run the probe again.
+    if not unchanged:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         tmp = f"{out}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
