@@ -136,10 +136,11 @@ def test_a_failing_build_names_its_step_with_the_log_tail(pants: PantsRunner, bu
     try:
         run = pants.run("package", "packages/hello:apk", buildkit_host=buildkit_addr, debug=False)
         assert run.returncode != 0, run.tail()
-        # In Pants' error: the step by its name and exit status (not the daemon's quote of the whole script), and
-        # the end of its log.
-        assert 'step "[hello] step 1: compile" failed: exit code: 7' in run.out, run.tail()
-        assert "compiled; now breaking" in run.out, run.tail()
+        # In Pants' error: the step by its name and exit status, its command on lines of its own (not the daemon's
+        # one-line quote of the whole script), and the end of its log.
+        assert 'step "[hello] step 1: compile" failed: exit code: 7\n  command:\n' in run.out, run.tail()
+        assert '\n    echo "compiled; now breaking"\n    exit 7\n' in run.out, run.tail()
+        assert "  last log lines:\n    compiled; now breaking\n" in run.out, run.tail()
         assert "did not complete successfully" not in run.out, run.tail()
     finally:
         _restore(pants.repo, HELLO)

@@ -46,15 +46,34 @@ class _Vertex:
         self.partial = ""
 
 
-# BuildKit's error for a step whose command failed quotes the whole command (a step's whole script): the step is
-# named already and its log is shown, so only the exit status is kept.
-_PROCESS_FAILED = re.compile(r'process ".*" did not complete successfully: (exit code: -?\d+)', re.DOTALL)
+# BuildKit's error for a step whose command failed quotes the whole command line (Go's %q of the arguments joined by
+# spaces): shown as it is, a step's whole script on one line with \n escapes. We show the exit status in its place
+# and the command, unquoted, on lines of its own (`failed_command`).
+_PROCESS_FAILED = re.compile(r'process "(.*)" did not complete successfully: (exit code: -?\d+)', re.DOTALL)
+_GO_ESCAPE = re.compile(r'\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[abfnrtv\\"\'])')
+_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _go_unquote(body: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        e = m.group(1)
+        if e[0] in "xuU":
+            return chr(int(e[1:], 16))
+        return _SIMPLE_ESCAPES.get(e, e)
+
+    return _GO_ESCAPE.sub(one, body)
 
 
 def short_error(error: str) -> str:
     """A vertex's error as we show it: `exit code: N` for a failed command, anything else as it is."""
     m = _PROCESS_FAILED.fullmatch(error.strip())
-    return m.group(1) if m else error
+    return m.group(2) if m else error
+
+
+def failed_command(error: str) -> str:
+    """The command line a failed-command error quotes, unquoted ("" for any other error)."""
+    m = _PROCESS_FAILED.fullmatch(error.strip())
+    return _go_unquote(m.group(1)) if m else ""
 
 
 def is_cancellation(error: str) -> bool:

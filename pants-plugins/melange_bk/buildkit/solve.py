@@ -12,7 +12,13 @@ from typing import Dict, Optional, Sequence, Tuple
 import grpc
 
 from melange_bk.buildkit.client import CONTROL, Client
-from melange_bk.buildkit.progress import Progress, VertexSummary, is_cancellation, short_error
+from melange_bk.buildkit.progress import (
+    Progress,
+    VertexSummary,
+    failed_command,
+    is_cancellation,
+    short_error,
+)
 from melange_bk.buildkit.session import ExportTarget, Session, check_receivers
 from melange_bk.errors import BuildKitError
 from melange_bk.protos import control_pb2, ops_pb2
@@ -88,6 +94,11 @@ def _failure(client: Client, err: grpc.RpcError, progress: Progress) -> BuildKit
     # report is the one that was not cancelled.
     name, error, lines = ([f for f in failed if not is_cancellation(f[1])] or failed)[-1]
     text = f'step "{name}" failed: {short_error(error) or details.strip()}'
+    command = failed_command(error).splitlines()
+    if command:
+        shown = command[-LOG_LINES_IN_ERROR:]
+        more = f" (its last {len(shown)} of {len(command)} lines)" if len(shown) < len(command) else ""
+        text += f"\n  command{more}:\n" + "\n".join("    " + ln for ln in shown)
     tail = [ln for ln in lines if ln.strip()][-LOG_LINES_IN_ERROR:]
     if tail:
         text += "\n  last log lines:\n" + "\n".join("    " + ln for ln in tail)

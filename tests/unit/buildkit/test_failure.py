@@ -8,7 +8,7 @@ from typing import List, Tuple
 
 import grpc
 
-from melange_bk.buildkit.progress import Progress, is_cancellation
+from melange_bk.buildkit.progress import Progress, failed_command, is_cancellation
 from melange_bk.buildkit.solve import _failure
 from melange_bk.protos import control_pb2
 
@@ -66,18 +66,32 @@ def test_is_cancellation() -> None:
     assert not is_cancellation("")
 
 
-def test_a_failed_command_is_reported_by_its_exit_code_not_its_whole_script() -> None:
-    script = 'set -e\\necho "about to fail"\\nexit 3'
-    error = f'process "/bin/sh -c {script}" did not complete successfully: exit code: 3'
+def test_a_failed_command_is_reported_by_its_exit_code_then_the_command_unquoted() -> None:
+    # As BuildKit words it: Go's %q of the arguments joined by spaces.
+    error = r'process "/bin/sh -c set -e\necho \"about to fail\"\tnow\nexit 3" did not complete successfully: exit code: 3'
     progress = _progress([("sha256:s", "[hello] step 2: make", error)])
     err = _failure(SimpleNamespace(address="unix:///x"), _SolveError(error), progress)  # type: ignore[arg-type]
-    assert str(err).startswith('step "[hello] step 2: make" failed: exit code: 3\n  last log lines:\n'), str(
-        err
-    )
-    assert "about to fail" not in str(err)
-    # Any other error is kept whole.
+    assert str(err).splitlines() == [
+        'step "[hello] step 2: make" failed: exit code: 3',
+        "  command:",
+        "    /bin/sh -c set -e",
+        '    echo "about to fail"\tnow',
+        "    exit 3",
+        "  last log lines:",
+        "    log of [hello] step 2: make",
+    ]
+    # Any other error is kept whole, with no command.
     other = _failure(SimpleNamespace(address="unix:///x"), _SolveError("x"), _progress([("sha256:o", "o", "no space left")]))  # type: ignore[arg-type]
-    assert str(other).startswith('step "o" failed: no space left'), str(other)
+    assert str(other).splitlines()[:2] == ['step "o" failed: no space left', "  last log lines:"]
+
+
+def test_a_long_command_shows_its_last_lines() -> None:
+    body = "\\n".join(f"echo {i}" for i in range(50))
+    error = f'process "/bin/sh -c {body}" did not complete successfully: exit code: 1'
+    assert failed_command(error).splitlines()[-1] == "echo 49"
+    err = _failure(SimpleNamespace(address="unix:///x"), _SolveError(error), _progress([("sha256:l", "l", error)]))  # type: ignore[arg-type]
+    lines = str(err).splitlines()
+    assert lines[1] == "  command (its last 20 of 50 lines):" and lines[2] == "    echo 30", lines[:3]
 
 
 def test_progress_prints_a_failed_command_by_its_exit_code() -> None:
