@@ -12,6 +12,8 @@ from melange_bk.buildkit.progress import Progress, failed_command, is_cancellati
 from melange_bk.buildkit.solve import _failure
 from melange_bk.protos import control_pb2
 
+# What _failure reads of the client: its address.
+CLIENT = SimpleNamespace(address="unix:///x")
 CANCELLED = "rpc error: code = Canceled desc = context canceled: context canceled"
 
 
@@ -46,7 +48,7 @@ def test_the_failed_source_is_reported_not_the_cancelled_sibling() -> None:
             ("sha256:base", "local://melange-bk-base", CANCELLED),
         ]
     )
-    err = _failure(SimpleNamespace(address="unix:///x"), _SolveError(CANCELLED), progress)  # type: ignore[arg-type]
+    err = _failure(CLIENT, _SolveError(CANCELLED), progress)  # type: ignore[arg-type]
     text = str(err)
     assert text.startswith(
         'step "git git://127.0.0.1:9418/hello.git@111111111111" failed: git error: exit'
@@ -56,7 +58,7 @@ def test_the_failed_source_is_reported_not_the_cancelled_sibling() -> None:
 
 def test_only_cancelled_vertices_still_name_one() -> None:
     progress = _progress([("sha256:a", "step a", CANCELLED), ("sha256:b", "step b", CANCELLED)])
-    err = _failure(SimpleNamespace(address="unix:///x"), _SolveError("canceled"), progress)  # type: ignore[arg-type]
+    err = _failure(CLIENT, _SolveError("canceled"), progress)  # type: ignore[arg-type]
     assert str(err).startswith('step "step b" failed: ' + CANCELLED), str(err)
 
 
@@ -70,7 +72,7 @@ def test_a_failed_command_is_reported_by_its_exit_code_then_the_command_unquoted
     # As BuildKit words it: Go's %q of the arguments joined by spaces.
     error = r'process "/bin/sh -c set -e\necho \"about to fail\"\tnow\nexit 3" did not complete successfully: exit code: 3'
     progress = _progress([("sha256:s", "[hello] step 2: make", error)])
-    err = _failure(SimpleNamespace(address="unix:///x"), _SolveError(error), progress)  # type: ignore[arg-type]
+    err = _failure(CLIENT, _SolveError(error), progress)  # type: ignore[arg-type]
     assert str(err).splitlines() == [
         'step "[hello] step 2: make" failed: exit code: 3',
         "  command:",
@@ -81,7 +83,7 @@ def test_a_failed_command_is_reported_by_its_exit_code_then_the_command_unquoted
         "    log of [hello] step 2: make",
     ]
     # Any other error is kept whole, with no command.
-    other = _failure(SimpleNamespace(address="unix:///x"), _SolveError("x"), _progress([("sha256:o", "o", "no space left")]))  # type: ignore[arg-type]
+    other = _failure(CLIENT, _SolveError("x"), _progress([("sha256:o", "o", "no space left")]))  # type: ignore[arg-type]
     assert str(other).splitlines()[:2] == ['step "o" failed: no space left', "  last log lines:"]
 
 
@@ -89,7 +91,7 @@ def test_a_long_command_shows_its_last_lines() -> None:
     body = "\\n".join(f"echo {i}" for i in range(50))
     error = f'process "/bin/sh -c {body}" did not complete successfully: exit code: 1'
     assert failed_command(error).splitlines()[-1] == "echo 49"
-    err = _failure(SimpleNamespace(address="unix:///x"), _SolveError(error), _progress([("sha256:l", "l", error)]))  # type: ignore[arg-type]
+    err = _failure(CLIENT, _SolveError(error), _progress([("sha256:l", "l", error)]))  # type: ignore[arg-type]
     lines = str(err).splitlines()
     assert lines[1] == "  command (its last 20 of 50 lines):" and lines[2] == "    echo 30", lines[:3]
 
