@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import tarfile
 import time
 from pathlib import Path
-from typing import Dict, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 import pytest
 
 from tests.integration.examples import ARCH, Env, build_example, make_examples_env
+from tests.integration.local import apk_files, free_port
 
 MISSING = "1" * 40
 
@@ -47,12 +46,6 @@ def _git(cwd: Path, *args: str) -> str:
     return r.stdout.strip()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     if shutil.which("git") is None:
@@ -71,7 +64,7 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     tip = _git(work, "rev-parse", "HEAD")
     _git(root, "clone", "-q", "--bare", str(work), "hello.git")
 
-    port = _free_port()
+    port = free_port()
     daemon = subprocess.Popen(
         ["git", "daemon", "--export-all", "--reuseaddr", "--informative-errors", f"--base-path={root}",
          "--listen=127.0.0.1", f"--port={port}", str(root)],
@@ -132,15 +125,6 @@ pipeline:
     return path
 
 
-def _files(apk: Path) -> Dict[str, str]:
-    with tarfile.open(apk, "r:gz") as tf:
-        return {
-            m.name: tf.extractfile(m).read().decode()  # type: ignore[union-attr]
-            for m in tf.getmembers()
-            if m.isfile() and m.name.startswith("usr/share/gitdemo/")
-        }
-
-
 @pytest.mark.parametrize("destination", [".", "src/hello"])
 def test_checkout_of_the_pinned_commit(  # type: ignore[no-untyped-def]
     git_server: GitServer, examples_env: Env, buildkit_addr: str, tmp_path: Path, destination: str, capsys
@@ -149,10 +133,10 @@ def test_checkout_of_the_pinned_commit(  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
     rc = build_example(examples_env, str(yaml_path), out, buildkit_addr)
     assert rc == 0, capsys.readouterr().err[-3000:]
-    files = _files(out / ARCH / "gitdemo-1.0-r0.apk")
-    assert files == {
-        "usr/share/gitdemo/greeting.txt": "hello from the pinned commit\n",
-        "usr/share/gitdemo/commit": git_server.first + "\n",
+    files = apk_files(out / ARCH / "gitdemo-1.0-r0.apk")
+    assert {k: v for k, v in files.items() if k.startswith("usr/share/gitdemo/")} == {
+        "usr/share/gitdemo/greeting.txt": b"hello from the pinned commit\n",
+        "usr/share/gitdemo/commit": git_server.first.encode() + b"\n",
     }
 
 

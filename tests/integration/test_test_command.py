@@ -88,7 +88,7 @@ def test_broken_test_fails_naming_the_step(
     rc = run_test_command(examples_env, yaml_path, buildkit_addr, "--out-dir", str(outs / "hello"))
     err = capsys.readouterr().err
     assert rc != 0
-    # The step's name and exit status; not BuildKit's quote of the whole script (its log follows instead).
+    # The step's name and exit status first (its command and log follow on lines of their own).
     assert '"[hello] test 1: says goodbye" failed: exit code: 1\n' in err
     assert "hello printed: Hello, world!" in err  # the step's log tail
 

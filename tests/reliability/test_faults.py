@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
@@ -29,6 +28,7 @@ import pytest
 from melange_bk.buildkit.address import parse_address
 from melange_bk.buildkit.client import Client
 from melange_bk.errors import BuildKitError
+from tests.integration.local import apk_files
 from tests.reliability.processes import procs_with, start_build
 
 PKG_YAML = """
@@ -119,17 +119,6 @@ def _files_under(out: Path) -> List[str]:
     if not out.exists():
         return []
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.name != "x86_64")
-
-
-def _apk_files(apk: Path) -> Dict[str, bytes]:
-    out = {}
-    with tarfile.open(apk, "r:gz") as tf:
-        for m in tf.getmembers():
-            if m.isfile():
-                f = tf.extractfile(m)
-                assert f is not None
-                out[m.name] = f.read()
-    return out
 
 
 def _kill_leftover_steps(nonce: str) -> None:
@@ -413,7 +402,7 @@ def test_daemon_killed_mid_build_then_rerun(
     rc, err, _ = _finish(start_build(ws / "melange.yaml", out, busybox_root, private_daemon.addr), 300)
     assert rc == 0, err[-3000:]
     assert _files_under(out) == ["x86_64/killed-1.0-r0.apk"]
-    files = _apk_files(out / "x86_64" / "killed-1.0-r0.apk")
+    files = apk_files(out / "x86_64" / "killed-1.0-r0.apk")
     assert files["usr/share/killed/id"] == f"killed {nonce}\n".encode()
 
 
@@ -566,7 +555,7 @@ def test_twenty_concurrent_builds(tmp_path: Path, busybox_root: str, buildkit_ad
     assert sorted(os.path.basename(a) for r in results for a in r) == [f"{n}-1.0-r0.apk" for n in names]
     assert _files_under(out) == sorted(f"x86_64/{n}-1.0-r0.apk" for n in names), "lost or stray files"
     for i, name in enumerate(names):
-        files = _apk_files(out / "x86_64" / f"{name}-1.0-r0.apk")
+        files = apk_files(out / "x86_64" / f"{name}-1.0-r0.apk")
         assert files[f"usr/share/{name}/id"] == f"{name} {nonce}\n".encode()
         expected = "".join(f"{name} line {j}\n" for j in range(200 + 37 * i)).encode()
         assert files[f"usr/share/{name}/lines"] == expected, f"{name}: payload mixed up or truncated"

@@ -25,6 +25,7 @@ from typing import Dict, Iterator, Tuple
 
 import pytest
 
+from tests.integration.local import free_port
 from tests.pants_it.clone import cache_dir as _cache_dir
 from tests.pants_it.clone import checkout, dist_digests
 from tests.pants_it.clone import clone as _clone
@@ -42,19 +43,13 @@ def _repo() -> str:
         pytest.fail(str(e), pytrace=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def remote_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     repo = _repo()
     bgd = os.path.join(_cache_dir(repo), "buildgrid-venv", "bin", "bgd")
     if not os.path.exists(bgd):
         pytest.fail(f"BuildGrid is not installed ({bgd}): run bin/remote-cache install", pytrace=False)
-    port = _free_port()
+    port = free_port()
     run_dir = tmp_path_factory.mktemp("buildgrid")
     log = open(run_dir / "buildgrid.log", "wb")
     server = subprocess.Popen(
