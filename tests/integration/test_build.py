@@ -15,7 +15,7 @@ import pytest
 from melange_bk.apk import load_keyring, read_apk, verify_apk, write_keypair
 from melange_bk.cli.main import main
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "build" / "demo"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
 
 
 @pytest.fixture()

@@ -26,7 +26,7 @@ from melange_bk.buildkit.solve import solve
 from melange_bk.cli.main import main
 from melange_bk.errors import BuildKitError
 
-DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "build" / "demo"
+DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
 
 TLS = Tuple[str, Dict[str, str]]
 

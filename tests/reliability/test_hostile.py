@@ -20,7 +20,7 @@ import pytest
 
 from melange_bk.apk import load_keyring, verify_apk, write_keypair
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "build" / "demo"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
 REPO = Path(__file__).resolve().parents[2]
 
 

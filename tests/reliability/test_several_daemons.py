@@ -12,7 +12,7 @@ from melange_bk.buildkit.address import parse_address, parse_addresses
 from melange_bk.buildkit.select import rendezvous_order
 from melange_bk.cli.main import main
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "build" / "demo"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
 
 
 def _other_spelling(addr: str) -> str:

@@ -68,7 +68,7 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 
 def run(args: argparse.Namespace) -> int:
     resolve_host_args(args)
-    from melange_bk.build import builder
+    from melange_bk.driver import builder
 
     base = builder.BuildRequest(
         config_file=args.file,

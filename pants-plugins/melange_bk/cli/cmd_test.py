@@ -55,9 +55,9 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 
 def run(args: argparse.Namespace) -> int:
     resolve_host_args(args)
-    from melange_bk.build import testing
+    from melange_bk.driver import testrun
 
-    req = testing.TestRequest(
+    req = testrun.TestRequest(
         config_file=args.file,
         arch=args.arch,
         apks=tuple(args.apk),
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         source_date_epoch=source_date_epoch(args),
         extra_env=env_file(args.env_file),
     )
-    result = testing.run_tests(req)
+    result = testrun.run_tests(req)
     if not result.outcomes:
         print(f"melange-bk: {args.file}: no test: sections, nothing to run", file=sys.stderr)
         return 0

@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import Iterable, List, Tuple
 
-from melange_bk.build.environment import EnvironmentOptions
+from melange_bk.driver.buildenv import EnvironmentOptions
 from melange_bk.errors import ConfigError
 
 PROGRESS_MODES = ("auto", "plain", "tty", "rawjson", "quiet")

@@ -1,4 +1,4 @@
-"""build/testing.py without a daemon: which tests run, their LLB, and the local repository of packages under test."""
+"""driver/testrun.py without a daemon: which tests run, their LLB, and the local repository of packages under test."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from melange_bk.apk.index import parse_index_bytes
 from melange_bk.apk.pkginfo import PkgInfo
 from melange_bk.apk.sign import keyring_from_pems
 from melange_bk.apk.writer import write_apk
-from melange_bk.build import testing
+from melange_bk.driver import testrun
 from melange_bk.config.compile import compile_text
 from melange_bk.protos import ops_pb2
 
@@ -60,9 +60,9 @@ def _plan():
 
 
 def test_targets_main_then_subpackages_with_tests() -> None:
-    got = [(t.package, t.version, len(t.test.steps)) for t in testing.targets(_plan())]
+    got = [(t.package, t.version, len(t.test.steps)) for t in testrun.targets(_plan())]
     assert got == [("demo", "1.2.3-r4", 2), ("demo-doc", "1.2.3-r4", 1)]
-    doc = testing.targets(_plan())[1]
+    doc = testrun.targets(_plan())[1]
     assert "grep" in doc.test.environment.packages and "demo-doc" in doc.test.environment.packages
 
 
@@ -78,8 +78,8 @@ def _ops(state: llb.State) -> List[Tuple[str, ops_pb2.Op, ops_pb2.OpMetadata]]:
 
 
 def test_state_one_exec_per_step_named_network_none() -> None:
-    target = testing.targets(_plan())[0]
-    state = testing.test_state(
+    target = testrun.targets(_plan())[0]
+    state = testrun.test_state(
         target, llb.scratch(), source_date_epoch=7, workspace_exclude=("melange.yaml",)
     )
     execs = [(op, md) for _, op, md in _ops(state) if op.WhichOneof("op") == "exec"]
@@ -94,7 +94,7 @@ def test_state_one_exec_per_step_named_network_none() -> None:
     assert [s.identifier for s in locals_] == ["local://workspace"]
     assert "melange.yaml" in locals_[0].attrs["local.excludepatterns"]
     # deterministic
-    again = testing.test_state(
+    again = testrun.test_state(
         target, llb.scratch(), source_date_epoch=7, workspace_exclude=("melange.yaml",)
     )
     assert llb.definition_digest(llb.marshal(state)) == llb.definition_digest(llb.marshal(again))
@@ -122,16 +122,16 @@ def test_find_apks_keeps_only_this_version_of_own_packages(tmp_path: Path) -> No
     d.mkdir(parents=True)
     for name in ("demo-1.2.3-r4", "demo-1.2.2-r0", "demo-doc-1.2.3-r4", "other-lib-0.1-r0", "notes.txt"):
         (d / (name if name.endswith(".txt") else name + ".apk")).write_bytes(b"")
-    got = [os.path.basename(p) for p in testing.find_apks(_plan(), str(tmp_path / "out"))]
+    got = [os.path.basename(p) for p in testrun.find_apks(_plan(), str(tmp_path / "out"))]
     assert got == ["demo-1.2.3-r4.apk", "demo-doc-1.2.3-r4.apk", "other-lib-0.1-r0.apk"]
-    with pytest.raises(testing.TestError, match="build first, or give --apk"):
-        testing.find_apks(_plan(), str(tmp_path / "missing"))
+    with pytest.raises(testrun.TestError, match="build first, or give --apk"):
+        testrun.find_apks(_plan(), str(tmp_path / "missing"))
 
 
 def test_local_repository_verifies_then_indexes(tmp_path: Path, signer) -> None:
     key, pub = signer
     apks = (_apk(tmp_path, "demo", key=key), _apk(tmp_path, "demo-doc", key=key))
-    repo = testing.local_repository(
+    repo = testrun.local_repository(
         apks,
         str(tmp_path / "repo"),
         arch="x86_64",
@@ -151,7 +151,7 @@ def test_local_repository_verifies_then_indexes(tmp_path: Path, signer) -> None:
         index = parse_index_bytes(f.read(), "APKINDEX.tar.gz", ring)  # signed with the cached local key
     assert [e.name for e in index.entries] == ["demo", "demo-doc"]
     # the local key is made once per cache directory
-    again = testing.local_repository(
+    again = testrun.local_repository(
         apks,
         str(tmp_path / "repo2"),
         arch="x86_64",
@@ -166,16 +166,16 @@ def test_local_repository_refuses_untrusted_and_foreign_arch(tmp_path: Path, sig
     key, pub = signer
     unsigned = _apk(tmp_path, "demo")
     cache = str(tmp_path / "c")
-    with pytest.raises(testing.TestError, match="--keyring-append"):
-        testing.local_repository((unsigned,), str(tmp_path / "r1"), arch="x86_64", keyring=(pub,),
+    with pytest.raises(testrun.TestError, match="--keyring-append"):
+        testrun.local_repository((unsigned,), str(tmp_path / "r1"), arch="x86_64", keyring=(pub,),
                                  allow_untrusted=False, cache=cache)  # fmt: skip
-    with pytest.raises(testing.TestError, match="no keyring"):
-        testing.local_repository((unsigned,), str(tmp_path / "r2"), arch="x86_64", keyring=(),
+    with pytest.raises(testrun.TestError, match="no keyring"):
+        testrun.local_repository((unsigned,), str(tmp_path / "r2"), arch="x86_64", keyring=(),
                                  allow_untrusted=False, cache=cache)  # fmt: skip
-    repo = testing.local_repository((unsigned,), str(tmp_path / "r3"), arch="x86_64", keyring=(),
+    repo = testrun.local_repository((unsigned,), str(tmp_path / "r3"), arch="x86_64", keyring=(),
                                     allow_untrusted=True, cache=cache)  # fmt: skip
     assert repo.packages == ("demo-1.2.3-r4",)
     arm = _apk(tmp_path, "demo-doc", arch="aarch64", key=key)
-    with pytest.raises(testing.TestError, match="is for aarch64, not x86_64"):
-        testing.local_repository((arm,), str(tmp_path / "r4"), arch="x86_64", keyring=(pub,),
+    with pytest.raises(testrun.TestError, match="is for aarch64, not x86_64"):
+        testrun.local_repository((arm,), str(tmp_path / "r4"), arch="x86_64", keyring=(pub,),
                                  allow_untrusted=False, cache=cache)  # fmt: skip

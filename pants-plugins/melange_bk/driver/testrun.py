@@ -26,8 +26,8 @@ from melange_bk import llb
 from melange_bk.apk import load_signing_key, verify_apk, write_keypair
 from melange_bk.apk.index import Index, entry_from_contents, write_index
 from melange_bk.apk.reader import ApkContents
-from melange_bk.build.environment import EnvironmentOptions
-from melange_bk.build.llbgen import WORKSPACE, platform_for, run_steps, workspace_copy, workspace_dir
+from melange_bk.driver.buildenv import EnvironmentOptions
+from melange_bk.driver.llbgen import WORKSPACE, platform_for, run_steps, workspace_copy, workspace_dir
 from melange_bk.buildkit.address import TLSConfig
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
