@@ -518,8 +518,8 @@ def test_disk_full_in_the_output_dir(
 
 
 def test_twenty_concurrent_builds(tmp_path: Path, busybox_root: str, buildkit_addr: str) -> None:
-    from melange_bk.driver.builder import BuildRequest, build
     from melange_bk.driver.buildenv import EnvironmentOptions
+    from melange_bk.driver.builder import BuildRequest, build
 
     nonce = uuid.uuid4().hex
     names = [f"load{i:02d}" for i in range(20)]

@@ -17,15 +17,15 @@ from typing import Dict, Optional, Tuple
 from melange_bk import llb
 from melange_bk.apk import load_signing_key
 from melange_bk.apk.index import write_index
-from melange_bk.driver.buildenv import EnvironmentOptions, environment_for
-from melange_bk.driver.llbgen import WORKSPACE, GraphOptions, build_graph, workspace_dir
-from melange_bk.driver.package import write_packages
 from melange_bk.buildkit.address import TLSConfig
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.session import ExportTarget
 from melange_bk.buildkit.solve import SolveResult, solve
 from melange_bk.config.compile import compile_file
+from melange_bk.driver.buildenv import EnvironmentOptions, environment_for
+from melange_bk.driver.llbgen import WORKSPACE, GraphOptions, build_graph, workspace_dir
+from melange_bk.driver.package import write_packages
 from melange_bk.errors import MelangeError
 from melange_bk.filehash import walk_sorted
 from melange_bk.plan.model import BuildPlan

@@ -25,10 +25,10 @@ from typing import Iterator, List
 import pytest
 
 from melange_bk import llb
-from melange_bk.driver.builder import BuildRequest, prepare
-from melange_bk.driver.llbgen import WORKSPACE
 from melange_bk.buildkit.fssend import walk
 from melange_bk.config import compile_text
+from melange_bk.driver.builder import BuildRequest, prepare
+from melange_bk.driver.llbgen import WORKSPACE
 from melange_bk.errors import MelangeError
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-SOURCE-DIR"
