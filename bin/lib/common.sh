@@ -7,6 +7,24 @@ APT_GET=(apt-get -o DPkg::Lock::Timeout="${MELANGE_BK_APT_LOCK_TIMEOUT:-600}" -o
 EXTRA_SOURCES=/etc/apt/sources.list.d/melange-bk-extra-suites.sources
 EXTRA_PIN=/etc/apt/preferences.d/melange-bk-extra-suites
 
+# usage: the script's header comment (every comment line after the shebang, up to the first line of code), without
+# its "# ". Each script's --help prints it, so the help text is the header and cannot drift from it.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
+
+# help_requested ARGS...: true when the first argument asks for help (-h, --help, help).
+help_requested() { case "${1:-}" in -h|--help|help) return 0 ;; *) return 1 ;; esac; }
+
+# with_lock NAME CMD...: run CMD holding an exclusive lock ($CACHE_DIR/.locks/NAME), so that several processes
+# (parallel test processes, two terminals) that install the same thing take turns; the later ones find it ready.
+with_lock() {
+  local name=$1; shift
+  mkdir -p "$CACHE_DIR/.locks"
+  (
+    flock 9 || die "cannot lock $CACHE_DIR/.locks/$name"
+    "$@"
+  ) 9>"$CACHE_DIR/.locks/$name"
+}
+
 die() { echo "$(basename "$0"): error: $*" >&2; exit 1; }
 note() { echo "$(basename "$0"): $*" >&2; }
 
