@@ -1,6 +1,7 @@
 """Real Wolfi packages (packages/real/*) built on the Debian build rootfs from Debian's upstream tarballs.
 
-The `.orig.tar.*` files come from `bin/real-sources` (.cache/real-sources/, or MELANGE_BK_REAL_SOURCES) and are
+The `.orig.tar.*` files come from `bin/real-sources` (.cache/real-sources/, or MELANGE_BK_REAL_SOURCES), which the
+test runs itself (a download on first use, quiet when they are there), and are
 served on 127.0.0.1 (port 38917, or an ephemeral one if it is taken), passed to the YAMLs as `--var source-port=PORT`: the `fetch` steps
 become daemon-side LLB HTTP sources (the daemon shares the host's network namespace). Each package is built with
 `melange-bk build`, its `test:` sections run with `melange-bk test`, and its binary (or library) from the
@@ -28,11 +29,11 @@ from melange_bk.apk import load_keyring, verify_apk, write_keypair
 from melange_bk.cli.main import main
 from melange_bk.environment.bootstrap import BootstrapRepo, build_bootstrap_repo
 from melange_bk.environment.prepare import host_arch
+from tests.integration.local import install
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REAL = REPO_ROOT / "packages" / "real"
 PACKAGES = ("m4", "lz4", "zlib", "gzip")
-FETCH_SOURCES = "bin/real-sources"
 
 
 def _sources_dir() -> Path:
@@ -63,10 +64,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def source_port() -> Iterator[int]:
     root = _sources_dir()
+    try:
+        install("real-sources")  # checks each tarball's sha256; downloads the missing ones
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
     missing = [f for f, _ in map(_source_file, PACKAGES) if not (root / f).is_file()]
     if missing:
         pytest.fail(
-            f"missing Debian source tarballs in {root}: {', '.join(missing)}; fetch them with {FETCH_SOURCES}",
+            f"bin/real-sources left Debian source tarballs missing in {root}: {', '.join(missing)}",
             pytrace=False,
         )
     handler = functools.partial(_Handler, directory=str(root))

@@ -17,6 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tests.integration.local import cache_dir, checkout  # noqa: F401 (checkout: re-exported for the tests)
+
 # What a clone borrows from the checkout's .cache/ (besides the `pants-*` virtualenvs).
 SHARED_CACHE = ("tools", "wheels", "bootstrap-venv", "rootfs", "bootstrap-repo", "keys")
 # `spawned local process as Some(PID) for Process { argv: ["/usr/bin/python3.9", "melange-bk.pex", "build", YAML`:
@@ -37,22 +39,6 @@ _GIT = (
     "-c",
     "commit.gpgsign=false",
 )
-
-
-def checkout() -> str:
-    """The checkout to clone: MELANGE_BK_REPO (pants.toml's [test] extra_env_vars), else the one holding this file."""
-    repo = os.environ.get("MELANGE_BK_REPO", "")
-    if not repo:
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        if os.path.isdir(os.path.join(here, ".git")):
-            repo = here
-    if not repo or not os.path.isfile(os.path.join(repo, "pants.toml")):
-        raise RuntimeError("MELANGE_BK_REPO must name the checkout (pants.toml's [test] extra_env_vars)")
-    return repo
-
-
-def cache_dir(repo: str) -> str:
-    return os.environ.get("MELANGE_BK_CACHE") or os.path.join(repo, ".cache")
 
 
 def clone(repo: str, dest: str) -> str:

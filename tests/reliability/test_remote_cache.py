@@ -10,7 +10,8 @@ symlinks, i.e. under different paths), run `./pants package ::` with the remote 
   under the *same action digest* as in A (from Pants' debug log), no build Process runs, and dist/ is identical.
 
 Needs BUILDKIT_HOST (fails, never skips, like the integration tests), MELANGE_BK_REPO (the checkout, from
-pants.toml's [test] extra_env_vars) and BuildGrid (`bin/remote-cache install`, done by .ci/run).
+pants.toml's [test] extra_env_vars) and BuildGrid, which the test installs on first use (`bin/remote-cache install`:
+idempotent, quiet when ready).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from typing import Dict, Iterator, Tuple
 
 import pytest
 
-from tests.integration.local import free_port
-from tests.pants_it.clone import cache_dir as _cache_dir
-from tests.pants_it.clone import checkout, dist_digests
+from tests.integration.local import cache_dir as _cache_dir
+from tests.integration.local import checkout, free_port, install
 from tests.pants_it.clone import clone as _clone
+from tests.pants_it.clone import dist_digests
 
 PACKAGES = ("greet", "hello", "libgreet", "ranged", "templated")
 INSTANCE = "melange-bk"
@@ -46,9 +47,10 @@ def _repo() -> str:
 @pytest.fixture(scope="module")
 def remote_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     repo = _repo()
-    bgd = os.path.join(_cache_dir(repo), "buildgrid-venv", "bin", "bgd")
-    if not os.path.exists(bgd):
-        pytest.fail(f"BuildGrid is not installed ({bgd}): run bin/remote-cache install", pytrace=False)
+    try:
+        install("remote-cache", "install")  # BuildGrid into .cache/buildgrid-venv, once
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
     port = free_port()
     run_dir = tmp_path_factory.mktemp("buildgrid")
     log = open(run_dir / "buildgrid.log", "wb")
