@@ -10,7 +10,8 @@ import itertools
 import time
 from pathlib import Path
 
-from melange_bk.config import Resolver, compile_text
+from melange_bk.config import Resolver
+from melange_bk.plan.compile import compile_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "wolfi"
 

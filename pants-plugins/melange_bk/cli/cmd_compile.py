@@ -31,7 +31,7 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 
 def run(args: argparse.Namespace) -> int:
     from melange_bk.cli.planargs import parse_vars
-    from melange_bk.config.compile import compile_file
+    from melange_bk.plan.compile import compile_file
 
     plan = compile_file(
         args.file, arch=args.arch, pipeline_dirs=args.pipeline_dir, extra_vars=parse_vars(args.var)

@@ -1,7 +1,9 @@
-"""The config layer: melange YAML -> typed model (`parse`) -> validated build plan (`compile`)."""
+"""The config layer: melange YAML -> typed model (`parse`), substitutions, conditions, pipeline definitions.
 
-from melange_bk.config.compile import compile_config, compile_file, compile_text
+Compiling the model into a build plan is the plan layer's job (`melange_bk.plan.compile`).
+"""
+
 from melange_bk.config.parse import parse_config
 from melange_bk.config.pipelines import Resolver
 
-__all__ = ["Resolver", "compile_config", "compile_file", "compile_text", "parse_config"]
+__all__ = ["Resolver", "parse_config"]

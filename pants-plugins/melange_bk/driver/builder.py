@@ -22,12 +22,12 @@ from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.session import ExportTarget
 from melange_bk.buildkit.solve import SolveResult, solve
-from melange_bk.config.compile import compile_file
 from melange_bk.driver.buildenv import EnvironmentOptions, environment_for
 from melange_bk.driver.llbgen import WORKSPACE, GraphOptions, build_graph, workspace_dir
 from melange_bk.driver.package import write_packages
 from melange_bk.errors import MelangeError
 from melange_bk.filehash import walk_sorted
+from melange_bk.plan.compile import compile_file
 from melange_bk.plan.model import BuildPlan
 
 

@@ -30,13 +30,13 @@ from melange_bk.buildkit.address import TLSConfig
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.solve import SolveResult, solve
-from melange_bk.config.compile import compile_file
 from melange_bk.driver.buildenv import EnvironmentOptions
 from melange_bk.driver.llbgen import WORKSPACE, platform_for, run_steps, workspace_copy, workspace_dir
 from melange_bk.environment.base import parse_base
 from melange_bk.environment.prepare import prepare_environment
 from melange_bk.environment.repository import cache_dir, fetch_keys, make_keyring
 from melange_bk.errors import ApkError, MelangeError
+from melange_bk.plan.compile import compile_file
 from melange_bk.plan.model import PATH, WORKDIR, BuildPlan, Test
 
 LOCAL_KEY_NAME = "melange-bk-test-local.rsa"

@@ -2,7 +2,7 @@
 
 Only what the graph needs is read: package name/provides/provider-priority, subpackage names (with `range:`
 expansion and `${{package.name}}`/`${{vars.*}}`/`${{range.*}}` in names), build needs and test needs with their
-line numbers. Full validation is the compiler's job (`melange_bk.config`).
+line numbers. Full validation is the compiler's job (`melange_bk.plan.compile`).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from melange_bk.config import Resolver, compile_file
+from melange_bk.config import Resolver
 from melange_bk.config.pipelines import builtin_names, load_builtin
+from melange_bk.plan.compile import compile_file
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT / "tests" / "fixtures" / "wolfi"

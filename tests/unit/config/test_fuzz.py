@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from melange_bk.cli.main import main
-from melange_bk.config import compile_text
 from melange_bk.config.pipelines import builtin_names
 from melange_bk.errors import MelangeError
+from melange_bk.plan.compile import compile_text
 
 FUZZ = settings(
     max_examples=300,

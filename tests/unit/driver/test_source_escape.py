@@ -26,10 +26,10 @@ import pytest
 
 from melange_bk import llb
 from melange_bk.buildkit.fssend import walk
-from melange_bk.config import compile_text
 from melange_bk.driver.builder import BuildRequest, prepare
 from melange_bk.driver.llbgen import WORKSPACE
 from melange_bk.errors import MelangeError
+from melange_bk.plan.compile import compile_text
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-SOURCE-DIR"
 

@@ -14,8 +14,8 @@ from melange_bk.apk.index import parse_index_bytes
 from melange_bk.apk.pkginfo import PkgInfo
 from melange_bk.apk.sign import keyring_from_pems
 from melange_bk.apk.writer import write_apk
-from melange_bk.config.compile import compile_text
 from melange_bk.driver import testrun
+from melange_bk.plan.compile import compile_text
 from melange_bk.protos import ops_pb2
 
 YAML = """

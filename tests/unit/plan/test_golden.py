@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from melange_bk.config import compile_file
+from melange_bk.plan.compile import compile_file
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT / "tests" / "fixtures" / "wolfi"
@@ -29,7 +29,7 @@ def test_golden_plan(name: str) -> None:
 
 def test_plan_does_not_depend_on_hash_seed() -> None:
     code = (
-        "import sys; from melange_bk.config import compile_file; "
+        "import sys; from melange_bk.plan.compile import compile_file; "
         "sys.stdout.write(compile_file(sys.argv[1], pipeline_dirs=[sys.argv[2]]).to_json())"
     )
     outs = set()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from melange_bk.config import compile_text
+from melange_bk.plan.compile import compile_text
 
 
 def test_to_json_key_order_and_argv() -> None:

@@ -1,5 +1,5 @@
-"""Phase two: resolve `uses:`, check `with:` against declared inputs, substitute everything strictly, evaluate
-`if:`, and produce the `BuildPlan`.
+"""Phase two of reading a melange YAML (phase one is `melange_bk.config.parse`): resolve `uses:`, check `with:`
+against declared inputs, substitute everything strictly, evaluate `if:`, and produce the `BuildPlan`.
 """
 
 from __future__ import annotations

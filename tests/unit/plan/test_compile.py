@@ -6,9 +6,10 @@ from typing import Dict, Optional
 
 import pytest
 
-from melange_bk.config import compile_text, parse_config
+from melange_bk.config import parse_config
 from melange_bk.errors import ConfigError
 from melange_bk.plan import BuildPlan, GitSource, HttpSource
+from melange_bk.plan.compile import compile_text
 
 HEAD = """\
 package:
