@@ -14,7 +14,7 @@ from melange_bk.config import cond
 from melange_bk.config import model as m
 from melange_bk.config.arch import normalize
 from melange_bk.config.parse import OUTDIR, base_substitutions, parse_config
-from melange_bk.config.pipelines import Resolver
+from melange_bk.config.pipelines import PipelineDef, Resolver
 from melange_bk.config.subst import SubstitutionError, substitute
 from melange_bk.config.yamlsrc import one_line, read_text
 from melange_bk.errors import ConfigError
@@ -33,6 +33,34 @@ _HEX = re.compile(r"^[0-9a-fA-F]*$")
 _SHA_LENGTHS = {"expected-sha256": 64, "expected-sha512": 128, "expected-commit": 40}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Frame:
+    """What a step inherits from where it sits: its pipeline list, or the step (or `uses:`) it is nested in."""
+
+    label: str  # the list it belongs to, for messages: "pipeline", "test pipeline", 'subpackage "x" pipeline'
+    scope: Mapping[str, str]  # the substitutions it sees (its parent's, with the parent's inputs)
+    env: Mapping[str, str]
+    workdir: str = ""  # "" until a step sets one (a script then runs in p.WORKDIR)
+    needs: Tuple[str, ...] = ()  # sorted: the enclosing steps' needs
+    user_line: Optional[int] = None  # inside a pipeline definition: the line of the user's step that used it
+    uses: str = ""  # the innermost enclosing `uses:`
+    name: str = ""  # the enclosing step's name
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """One step being compiled, its `uses:` resolved: `body` is what runs (the definition's step, or the step)."""
+
+    step: m.Step
+    sid: str  # position in the step tree, e.g. "3.1"
+    body: m.Step
+    uses: str  # "" for an inline step
+    defn: Optional[PipelineDef]
+    what: str  # for messages: 'pipeline step 3.1 (in autoconf/make)'
+    line: Optional[int]  # the line of the user's file every message about this step points at
+    in_user_file: bool
+
+
 class _Compiler:
     def __init__(self, cfg: m.Configuration, resolver: Resolver) -> None:
         self.cfg = cfg
@@ -48,59 +76,56 @@ class _Compiler:
     ) -> Tuple[Tuple[p.Step, ...], List[str]]:
         out: List[p.Step] = []
         needs: List[str] = []
+        frame = _Frame(label=label, scope=sm, env=env)
         for i, step in enumerate(steps, 1):
-            self._step(step, str(i), label, sm, None, "", dict(env), (), None, "", out, needs)
+            self._step(step, str(i), frame, out, needs)
         return tuple(out), needs
 
-    def _step(
-        self,
-        step: m.Step,
-        sid: str,
-        label: str,
-        sm: Mapping[str, str],
-        parent_scope: Optional[Mapping[str, str]],
-        parent_workdir: str,
-        env: Dict[str, str],
-        inherited_needs: Tuple[str, ...],
-        user_line: Optional[int],
-        parent_uses: str,
-        out: List[p.Step],
-        needs_out: List[str],
-        parent_name: str = "",
-    ) -> bool:
-        """Compile one step and its children into `out`; False when its `if:` is false."""
-        in_user_file = user_line is None
-        line = step.line if in_user_file else user_line
-        what = f"{label} step {sid}"
-        if not in_user_file:
-            what += f" (in {parent_uses})"
+    def _step(self, step: m.Step, sid: str, frame: _Frame, out: List[p.Step], needs_out: List[str]) -> bool:
+        """Compile one step and its children into `out` (their needs into `needs_out`); False when its `if:` is
+        false."""
+        call = self._call(step, sid, frame)
+        scope = self._bind_inputs(call, frame)
+        source = self._source(
+            call.uses, call.defn is not None and call.defn.builtin, scope, call.what, call.line
+        )
+        if call.body.if_ and not self._condition(call.body.if_, scope, call.what, call.line):
+            return False
+        self._emit(call, frame, scope, source, out, needs_out)
+        return True
 
-        body = step
-        uses = ""
-        defn = None
-        if step.uses and not step.pipeline:
-            uses = step.uses
-            try:
-                defn = self.resolver.resolve(uses)
-            except ConfigError as e:
-                if e.path:  # a broken pipeline definition: point at it
-                    raise
-                raise self.err(f"{what}: {e.message}", line) from None
-            if defn is None:
-                raise self.err(f'{what} uses unknown pipeline "{uses}"', line)
-            body = defn.step
-        declared = {i.name: i for i in body.inputs}
+    def _call(self, step: m.Step, sid: str, frame: _Frame) -> _Call:
+        """The step with its `uses:` resolved to a pipeline definition."""
+        in_user_file = frame.user_line is None
+        line = step.line if in_user_file else frame.user_line
+        what = f"{frame.label} step {sid}" if in_user_file else f"{frame.label} step {sid} (in {frame.uses})"
+        if not step.uses or step.pipeline:
+            return _Call(step, sid, step, "", None, what, line, in_user_file)
+        try:
+            defn = self.resolver.resolve(step.uses)
+        except ConfigError as e:
+            if e.path:  # a broken pipeline definition: point at it
+                raise
+            raise self.err(f"{what}: {e.message}", line) from None
+        if defn is None:
+            raise self.err(f'{what} uses unknown pipeline "{step.uses}"', line)
+        return _Call(step, sid, defn.step, step.uses, defn, what, line, in_user_file)
+
+    def _bind_inputs(self, call: _Call, frame: _Frame) -> Dict[str, str]:
+        """The step's scope: its parent's, plus `inputs.*` from `with:` checked against the declared `inputs:`
+        (defaults filled in, required ones present, references between inputs resolved, digests checked)."""
+        declared = {i.name: i for i in call.body.inputs}
         with_map: Dict[str, str] = {}
-        for k, v, wline in step.with_:
-            if defn is not None and k not in declared:
+        for k, v, wline in call.step.with_:
+            if call.defn is not None and k not in declared:
                 known = ", ".join(sorted(declared)) or "none"
                 raise self.err(
-                    f'{what}: unknown input "{k}" for pipeline "{uses}" (inputs: {known})',
-                    wline if in_user_file else line,
+                    f'{call.what}: unknown input "{k}" for pipeline "{call.uses}" (inputs: {known})',
+                    wline if call.in_user_file else call.line,
                 )
             with_map[k] = v
 
-        scope: Dict[str, str] = dict(parent_scope if parent_scope is not None else sm)
+        scope: Dict[str, str] = dict(frame.scope)
         raw: Dict[str, str] = {}
         for name in sorted(declared):
             decl = declared[name]
@@ -108,121 +133,125 @@ class _Compiler:
             if value == "":
                 value = decl.default
             if decl.required and value == "":
-                raise self.err(f'{what}: pipeline "{uses}" requires input "{name}"', line)
+                raise self.err(f'{call.what}: pipeline "{call.uses}" requires input "{name}"', call.line)
             raw[name] = substitute(value, scope, strict=False)
         for name, value in raw.items():
             scope[f"inputs.{name}"] = value
         for name in raw:
-            scope[f"inputs.{name}"] = self._resolve(scope, f"inputs.{name}", what, line)
+            scope[f"inputs.{name}"] = self._resolve(scope, f"inputs.{name}", call.what, call.line)
         for name, length in _SHA_LENGTHS.items():
             value = scope.get(f"inputs.{name}", "") if name in raw else ""
             if value and (len(value) != length or not _HEX.match(value)):
                 raise self.err(
-                    f'{what}: input "{name}" must be {length} hexadecimal digits, not "{value}"', line
+                    f'{call.what}: input "{name}" must be {length} hexadecimal digits, not "{value}"',
+                    call.line,
                 )
-        source = self._source(uses, defn is not None and defn.builtin, scope, what, line)
+        return scope
 
-        def subst(text: str, field: str, base_line: Optional[int] = None) -> str:
-            try:
-                return substitute(text, scope, strict=True)
-            except SubstitutionError as e:
-                at = line
-                if in_user_file and base_line is not None:
-                    at = base_line + text[: e.offset].count("\n")
-                raise self.err(f"{what}: {e.message} in {field}", at) from None
+    def _condition(self, text: str, scope: Mapping[str, str], what: str, line: Optional[int]) -> bool:
+        """An `if:` (of a step or a subpackage) evaluated in `scope`; an undefined variable is an error."""
+        try:
+            expr = cond.parse(text)
+        except cond.ConditionError as e:
+            raise self.err(f"{what}: bad if: condition {text!r}: {e}", line) from None
 
-        if body.if_:
-            try:
-                expr = cond.parse(body.if_)
-            except cond.ConditionError as e:
-                raise self.err(f"{what}: bad if: condition {body.if_!r}: {e}", line) from None
+        def lookup(name: str) -> str:
+            value = scope.get(name)
+            if value is None:
+                raise self.err(f'{what}: undefined variable "{name}" in if:', line)
+            return value
 
-            def lookup(name: str) -> str:
-                value = scope.get(name)
-                if value is None:
-                    raise self.err(f'{what}: undefined variable "{name}" in if:', line)
-                return value
+        try:
+            return cond.evaluate(expr, lookup)
+        except SubstitutionError as e:
+            raise self.err(f"{what}: {e.message} in if:", line) from None
 
-            try:
-                if not cond.evaluate(expr, lookup):
-                    return False
-            except SubstitutionError as e:
-                raise self.err(f"{what}: {e.message} in if:", line) from None
+    def _subst(
+        self, call: _Call, scope: Mapping[str, str], text: str, field: str, base_line: Optional[int] = None
+    ) -> str:
+        """`text` substituted strictly; an error points at the line of the reference when it is in the user's
+        file."""
+        try:
+            return substitute(text, scope, strict=True)
+        except SubstitutionError as e:
+            at = call.line
+            if call.in_user_file and base_line is not None:
+                at = base_line + text[: e.offset].count("\n")
+            raise self.err(f"{call.what}: {e.message} in {field}", at) from None
 
-        workdir = parent_workdir
-        wd_raw = body.working_directory or (step.working_directory if defn is not None else "")
+    def _inner_frame(
+        self, call: _Call, frame: _Frame, scope: Mapping[str, str], needs_out: List[str]
+    ) -> _Frame:
+        """Where the step's own script and its children run: working directory, environment, needs, name."""
+        body = call.body
+        workdir = frame.workdir
+        wd_raw = body.working_directory or (call.step.working_directory if call.defn is not None else "")
         if wd_raw:
-            workdir = subst(wd_raw, "working-directory")
+            workdir = self._subst(call, scope, wd_raw, "working-directory")
             if not workdir.startswith("/"):
                 workdir = posixpath.normpath(posixpath.join(p.WORKDIR, workdir))
-        step_env = dict(env)
-        for k, v in step.environment if defn is not None else ():
-            step_env[k] = subst(v, f"environment.{k}")
+        env = dict(frame.env)
+        for k, v in call.step.environment if call.defn is not None else ():
+            env[k] = self._subst(call, scope, v, f"environment.{k}")
         for k, v in body.environment:
-            step_env[k] = subst(v, f"environment.{k}")
-        needs = tuple(subst(n, "needs.packages") for n in body.needs)
+            env[k] = self._subst(call, scope, v, f"environment.{k}")
+        needs = tuple(self._subst(call, scope, n, "needs.packages") for n in body.needs)
         needs_out.extend(needs)
-        all_needs = tuple(sorted(set(inherited_needs) | set(needs)))
-        runs = subst(body.runs, "runs", body.runs_line) if body.runs else ""
-        name = substitute(step.name, scope, strict=False) or uses or parent_name
-        this_uses = uses or parent_uses
+        return _Frame(
+            label=frame.label,
+            scope=scope,
+            env=env,
+            workdir=workdir,
+            needs=tuple(sorted(set(frame.needs) | set(needs))),
+            user_line=None if (call.in_user_file and call.defn is None) else call.line,
+            uses=call.uses or frame.uses,
+            name=substitute(call.step.name, scope, strict=False) or call.uses or frame.name,
+        )
+
+    def _emit(
+        self,
+        call: _Call,
+        frame: _Frame,
+        scope: Mapping[str, str],
+        source: Optional[p.Source],
+        out: List[p.Step],
+        needs_out: List[str],
+    ) -> None:
+        """The step's script (if any), then its children's; the source goes with the first script produced."""
+        inner = self._inner_frame(call, frame, scope, needs_out)
+        body = call.body
+        runs = self._subst(call, scope, body.runs, "runs", body.runs_line) if body.runs else ""
         start = len(out)
         if runs.strip():
-            out.append(
-                p.Step(
-                    id=sid,
-                    name=name,
-                    uses=this_uses,
-                    line=line,
-                    runs=runs,
-                    workdir=workdir or p.WORKDIR,
-                    env=tuple(sorted(step_env.items())),
-                    needs=all_needs,
-                    source=source,
-                )
-            )
+            out.append(self._script(call, inner, runs, source))
             source = None
         ran = 0
-        child_line = None if (in_user_file and defn is None) else line
         for j, child in enumerate(body.pipeline, 1):
-            if self._step(
-                child,
-                f"{sid}.{j}",
-                label,
-                sm,
-                scope,
-                workdir,
-                step_env,
-                all_needs,
-                child_line,
-                this_uses,
-                out,
-                needs_out,
-                name,
-            ):
+            if self._step(child, f"{call.sid}.{j}", inner, out, needs_out):
                 ran += 1
         if source is not None and len(out) > start:  # the source belongs to the first script it produced
             out[start] = dataclasses.replace(out[start], source=source)
         elif source is not None:  # no script at all: a no-op step carries it
-            out.append(
-                p.Step(
-                    sid,
-                    name,
-                    this_uses,
-                    line,
-                    ":",
-                    workdir or p.WORKDIR,
-                    tuple(sorted(step_env.items())),
-                    all_needs,
-                    source,
-                )
-            )
+            out.append(self._script(call, inner, ":", source))
         if body.required_steps is not None and ran != body.required_steps:
             raise self.err(
-                f"{what}: assertions.required-steps is {body.required_steps} but {ran} step(s) would run",
-                line,
+                f"{call.what}: assertions.required-steps is {body.required_steps} but {ran} step(s) would run",
+                call.line,
             )
-        return True
+
+    @staticmethod
+    def _script(call: _Call, inner: _Frame, runs: str, source: Optional[p.Source]) -> p.Step:
+        return p.Step(
+            id=call.sid,
+            name=inner.name,
+            uses=inner.uses,
+            line=call.line,
+            runs=runs,
+            workdir=inner.workdir or p.WORKDIR,
+            env=tuple(sorted(inner.env.items())),
+            needs=inner.needs,
+            source=source,
+        )
 
     def _resolve(
         self, scope: Dict[str, str], key: str, what: str, line: Optional[int], depth: int = 0
@@ -243,7 +272,9 @@ class _Compiler:
         scope[key] = result
         return self._resolve(scope, key, what, line, depth + 1) if "${{" in result else result
 
-    def _source(self, uses: str, builtin: bool, scope: Mapping[str, str], what: str, line: Optional[int]):
+    def _source(
+        self, uses: str, builtin: bool, scope: Mapping[str, str], what: str, line: Optional[int]
+    ) -> Optional[p.Source]:
         def get(name: str) -> str:
             return scope.get(f"inputs.{name}", "")
 
@@ -358,24 +389,8 @@ class _Compiler:
                 }
             )
             label = f'subpackage "{sub.name}" pipeline'
-            if sub.if_:
-                try:
-                    expr = cond.parse(substitute(sub.if_, {}, strict=False))
-
-                    def lookup(name: str, _s: Mapping[str, str] = ssm, _sub: m.Subpackage = sub) -> str:
-                        if name not in _s:
-                            raise self.err(
-                                f'subpackage "{_sub.name}": undefined variable "{name}" in if:', _sub.line
-                            )
-                        return _s[name]
-
-                    enabled = cond.evaluate(expr, lookup)
-                except cond.ConditionError as e:
-                    raise self.err(
-                        f'subpackage "{sub.name}": bad if: condition {sub.if_!r}: {e}', sub.line
-                    ) from None
-                if not enabled:
-                    continue
+            if sub.if_ and not self._condition(sub.if_, ssm, f'subpackage "{sub.name}"', sub.line):
+                continue
             ssteps, sneeds = self.steps(sub.pipeline, ssm, label, build_env)
             needs.extend(sneeds)
             subpackages.append(

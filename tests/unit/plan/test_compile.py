@@ -185,6 +185,28 @@ def test_if_false_skips_step_and_its_needs() -> None:
     assert "arm-only" not in plan.environment.packages
 
 
+@pytest.mark.parametrize("where", ["step", "subpackage"])
+def test_if_errors_are_config_errors_for_steps_and_subpackages(where: str) -> None:
+    # One evaluator for both: a malformed reference inside a quoted literal used to escape a subpackage's if:
+    # as a bare SubstitutionError (a traceback); an undefined variable names the condition's owner and line.
+    def body(cond: str) -> str:
+        if where == "step":
+            return f"pipeline:\n  - if: {cond}\n    runs: echo\n"
+        return f"subpackages:\n  - name: hello-x\n    if: {cond}\n"
+
+    owner = "pipeline step 1" if where == "step" else 'subpackage "hello-x"'
+    cases = [
+        ("${{build.arch}} == '${{'", "empty variable name in ${{...}} in if:"),
+        ("${{nope}} == 'x'", 'undefined variable "nope" in if:'),
+        ("${{build.arch}} = 'x'", "bad if: condition"),
+    ]
+    for cond, message in cases:
+        with pytest.raises(ConfigError) as e:
+            compile_yaml(body(cond))
+        assert (e.value.line, e.value.message.split(": ", 1)[0]) == (7, owner), str(e.value)
+        assert message in e.value.message, str(e.value)
+
+
 def test_fetch_and_git_sources() -> None:
     plan = compile_yaml(
         f"""
