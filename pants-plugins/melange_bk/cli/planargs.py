@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
+from melange_bk.cli.common import tls_from_args
 from melange_bk.driver.buildenv import EnvironmentOptions
 from melange_bk.errors import ConfigError
 
@@ -173,4 +174,21 @@ def environment_options(args: argparse.Namespace) -> EnvironmentOptions:
         packages_append=tuple(args.package_append),
         cache_dir=args.cache_dir,
         allow_untrusted=args.allow_untrusted,
+    )
+
+
+def request_fields(args: argparse.Namespace) -> Dict[str, Any]:
+    """The fields `driver.builder.BuildRequest` and `driver.testrun.TestRequest` share, from the options above and
+    the daemon's."""
+    return dict(
+        config_file=args.file,
+        source_dir=args.source_dir,
+        pipeline_dirs=tuple(args.pipeline_dir),
+        vars=vars_from_args(args),
+        environment=environment_options(args),
+        buildkit_addr=args.buildkit_addr,
+        tls=tls_from_args(args),
+        progress=args.progress,
+        source_date_epoch=source_date_epoch(args),
+        extra_env=env_file(args.env_file),
     )

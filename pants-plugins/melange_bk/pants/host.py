@@ -41,20 +41,23 @@ from pants.option.global_options import NamedCachesDirOption
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from melange_bk.cli.host import stat_stamp
+from melange_bk.environment.hostinputs import BASE_PREFIXES, stat_stamp
 from melange_bk.pants.builder import FIXED_PATH, MelangeBuilderPex
 from melange_bk.pants.subsystem import MelangeSubsystem
 
 PLUGIN_ROOT = "pants-plugins"
-# What `melange-bk host-config` imports (standard library only; tests/unit/test_cli_host.py checks the list).
+# What `melange-bk host-config` imports (standard library only; tests/unit/environment/test_hostinputs.py checks
+# the list).
 PROBE_SOURCES = (
     "__init__.py",
     "errors.py",
     "filehash.py",
+    "atomicfile.py",
+    "environment/__init__.py",
+    "environment/hostinputs.py",
     "cli/__init__.py",
     "cli/main.py",
     "cli/common.py",
-    "cli/host.py",
     "cli/cmd_host_config.py",
     "buildkit/__init__.py",
     "buildkit/address.py",
@@ -68,7 +71,6 @@ _TLS_ENV = (
     ("tlskey", "BUILDKIT_TLS_KEY"),
     ("tlsservername", "BUILDKIT_TLS_SERVER_NAME"),
 )
-_BASE_PREFIXES = ("tar:", "dir:")
 STAMP_ENV = "MELANGE_BK_HOST_STAMP"
 
 
@@ -117,7 +119,7 @@ async def melange_inputs(
     argv: List[str] = []
     base = melange.environment_base or ""
     if base:
-        head = next((p for p in _BASE_PREFIXES if base.startswith(p)), "")
+        head = next((p for p in BASE_PREFIXES if base.startswith(p)), "")
         rest = base[len(head) :]
         argv += ["--rootfs", base if rest.startswith("image:") else head + place("rootfs", "path", rest)]
     for i, d in enumerate(melange.pipeline_dirs):
