@@ -6,7 +6,6 @@ import argparse
 import sys
 from dataclasses import replace
 
-from melange_bk.cli.common import add_buildkit_args, add_host_args
 from melange_bk.cli.planargs import add_environment_args, add_run_args, request_fields
 from melange_bk.environment.hostinputs import resolve_host_args
 from melange_bk.errors import ConfigError
@@ -54,8 +53,6 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
         help="write the marshalled LLB Definition to FILE and stop (no daemon needed)",
     )
     add_run_args(p, test=False)
-    add_buildkit_args(p)
-    add_host_args(p)
     p.set_defaults(func=run)
 
 

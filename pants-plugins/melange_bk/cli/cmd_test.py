@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from melange_bk.cli.common import add_buildkit_args, add_host_args
 from melange_bk.cli.planargs import add_environment_args, add_run_args, request_fields
 from melange_bk.environment.hostinputs import resolve_host_args
 
@@ -41,8 +40,6 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     )
     add_environment_args(p, test=True)
     add_run_args(p, test=True)
-    add_buildkit_args(p)
-    add_host_args(p)
     p.set_defaults(func=run)
 
 

@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import Any, Dict, Iterable, List, Tuple
 
-from melange_bk.cli.common import tls_from_args
+from melange_bk.cli.common import add_buildkit_args, add_host_args, tls_from_args
 from melange_bk.driver.buildenv import EnvironmentOptions
 from melange_bk.errors import ConfigError
 
@@ -82,7 +82,7 @@ def add_environment_args(p: argparse.ArgumentParser, *, test: bool) -> None:
 
 
 def add_run_args(p: argparse.ArgumentParser, *, test: bool) -> None:
-    """--progress, --cache-dir, --source-date-epoch."""
+    """--progress, --cache-dir, --source-date-epoch, then the daemon's and the machine-local inputs' options."""
     p.add_argument(
         "--progress", default="auto", choices=PROGRESS_MODES, help="progress output (default: auto)"
     )
@@ -103,6 +103,8 @@ def add_run_args(p: argparse.ArgumentParser, *, test: bool) -> None:
             else "timestamp for reproducible outputs (default: $SOURCE_DATE_EPOCH, else 0)"
         ),
     )
+    add_buildkit_args(p)
+    add_host_args(p)
 
 
 def parse_vars(items: Iterable[str]) -> List[Tuple[str, str]]:
