@@ -43,13 +43,7 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not sep2 or not name or not path:
             raise ConfigError(f"--input {item!r}: expected NAME=KIND:PATH")
         inputs[name] = (kind, path)
-    buildkit = {
-        "buildkit_addr": args.buildkit_addr or "",
-        "tlscacert": args.tlscacert or "",
-        "tlscert": args.tlscert or "",
-        "tlskey": args.tlskey or "",
-        "tlsservername": args.tlsservername or "",
-    }
+    buildkit = {key: getattr(args, key) or "" for key in hostinputs.BUILDKIT_KEYS}
     ids = hostinputs.write(args.out, inputs, buildkit)
     print(json.dumps(ids, sort_keys=True))
     return 0

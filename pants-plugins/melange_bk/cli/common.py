@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from melange_bk.buildkit.address import TLSConfig
+from melange_bk.buildkit.address import TLS_ENV, TLSConfig
 
 
 def add_buildkit_args(p: argparse.ArgumentParser) -> None:
@@ -35,13 +35,8 @@ def add_buildkit_args(p: argparse.ArgumentParser) -> None:
 
 
 def tls_from_args(args: argparse.Namespace) -> TLSConfig:
-    env = TLSConfig.from_env(os.environ)
-    return TLSConfig(
-        ca_cert=args.tlscacert or env.ca_cert,
-        cert=args.tlscert or env.cert,
-        key=args.tlskey or env.key,
-        server_name=args.tlsservername or env.server_name,
-    )
+    """Each --tls* option, else its BUILDKIT_TLS_* variable."""
+    return TLSConfig(*(getattr(args, option) or os.environ.get(var) or None for option, var in TLS_ENV))
 
 
 def add_host_args(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ a signing key, with the file name where it shows in outputs). Builds then get `-
 recorded measurement, else measured again). The daemon address and TLS files come from the same file: a package
 built on daemon A is the same package on daemon B.
 
-Standard library only (with `errors`, `filehash` and `atomicfile`): the host-config probe imports it (see
+Standard library only (with `errors`, `filehash`, `atomicfile` and `buildkit.address`): the host-config probe imports it (see
 `melange_bk.pants.host.PROBE_SOURCES`). The command-line options are `melange_bk.cli.common.add_host_args`.
 """
 
@@ -27,6 +27,7 @@ import os
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from melange_bk.atomicfile import atomic_write
+from melange_bk.buildkit.address import TLS_ENV
 from melange_bk.errors import ConfigError
 from melange_bk.filehash import sha256_file, walk_sorted
 
@@ -34,7 +35,8 @@ PREFIX = "@host:"
 KINDS = ("path", "file", "dir", "repository", "signing-key")
 # The kinds of `--rootfs` that name a path after the prefix (`tar:@host:NAME`); a bare path needs none.
 BASE_PREFIXES = ("tar:", "dir:")
-_BUILDKIT_KEYS = ("buildkit_addr", "tlscacert", "tlscert", "tlskey", "tlsservername")
+# The daemon options recorded in the host configuration (argparse dests of --buildkit-addr and the TLS options).
+BUILDKIT_KEYS = ("buildkit_addr",) + tuple(option for option, _var in TLS_ENV)
 FORMAT = 1
 # The options of build/test/index that may hold `@host:NAME`.
 PATH_FIELDS = ("rootfs", "repository_append", "keyring_append", "signing_key", "pipeline_dir")
@@ -238,7 +240,7 @@ def write(out: str, inputs: Dict[str, Tuple[str, str]], buildkit: Dict[str, str]
         entries[name] = {"kind": kind, "path": path, "id": ident, "stat": stat}
     data = {
         "format": FORMAT,
-        "buildkit": {k: v for k, v in sorted(buildkit.items()) if k in _BUILDKIT_KEYS and v},
+        "buildkit": {k: v for k, v in sorted(buildkit.items()) if k in BUILDKIT_KEYS and v},
         "inputs": entries,
     }
     text = json.dumps(data, indent=1, sort_keys=True)
@@ -308,5 +310,5 @@ def resolve_host_args(args: argparse.Namespace, fields: Tuple[str, ...] = PATH_F
         else:
             setattr(args, field, resolve(value))
     for key, value in sorted(data.get("buildkit", {}).items()):
-        if key in _BUILDKIT_KEYS and hasattr(args, key) and not getattr(args, key):
+        if key in BUILDKIT_KEYS and hasattr(args, key) and not getattr(args, key):
             setattr(args, key, value)
