@@ -10,6 +10,8 @@ import hashlib
 import os
 from typing import Collection, Iterator, Tuple
 
+from melange_bk.atomicfile import atomic_write
+
 _CHUNK = 1 << 20
 
 
@@ -43,10 +45,7 @@ def sha256_file_remembered(path: str, memo_dir: str) -> str:
     if _stat_key(path) == key:  # (not remembered when the file changed while it was read)
         try:
             os.makedirs(memo_dir, exist_ok=True)
-            tmp = f"{memo}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="ascii") as f:
-                f.write(digest + "\n")
-            os.replace(tmp, memo)
+            atomic_write(memo, (digest + "\n").encode("ascii"))
         except OSError:
             pass  # a read-only cache only costs time
     return digest

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import tarfile
 import zlib
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from melange_bk.apk.reader import ApkContents, read_apk
-from melange_bk.apk.sign import Keyring, Signature, SigningKey, parse_signature_name, verify_any
+from melange_bk.apk.sign import Keyring, Signature, SigningKey, signature_segment, verify_any
 from melange_bk.apk.tarstream import file_header, gzip_tar_bytes
+from melange_bk.atomicfile import atomic_write
 from melange_bk.errors import ApkError
 
 
@@ -215,17 +215,10 @@ def write_index(
 ) -> bytes:
     """Writes the index atomically; returns its bytes."""
     data = build_index(index, signing_key, source_date_epoch)
-    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        atomic_write(path, data, 0o644)
     except OSError as e:
         raise ApkError(f"cannot write index: {e.strerror}", path=path) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return data
 
 
@@ -258,27 +251,22 @@ def parse_index_bytes(data: bytes, path: str, keyring: Optional[Keyring] = None)
     """Parses an APKINDEX.tar.gz; with a keyring, its signature must verify."""
     first, rest = _split_first_member(data, path)
     first_members = _members(first, path)
-    signatures: List[Signature] = []
-    if first_members and first_members[0][0].startswith(".SIGN."):
-        for name, value in first_members:
-            parsed = parse_signature_name(name)
-            if parsed is None:
-                raise ApkError(f"unexpected entry {name!r} in the index signature", path=path)
-            signatures.append(Signature(name, parsed[0], parsed[1], value))
+    signatures = signature_segment(first_members, "the index signature", path)
+    if signatures is not None:
         body = rest
         body_members = _members(body, path)
     else:
         body = data
         body_members = first_members + (_members(rest, path) if rest else [])
     if keyring is not None:
-        verify_any(tuple(signatures), keyring, body, path=path)
+        verify_any(signatures or (), keyring, body, path=path)
     files = dict(body_members)
     if "APKINDEX" not in files:
         raise ApkError("index has no APKINDEX entry", path=path)
     return Index(
         description=files.get("DESCRIPTION", b"").decode("utf-8", "replace"),
         entries=parse_apkindex(files["APKINDEX"], path=path),
-        signatures=tuple(signatures),
+        signatures=signatures or (),
     )
 
 

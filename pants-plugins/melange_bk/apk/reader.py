@@ -29,7 +29,7 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Set, Tupl
 
 from melange_bk.apk import pkginfo as pkginfo_mod
 from melange_bk.apk.pkginfo import PkgInfo
-from melange_bk.apk.sign import Keyring, Signature, parse_signature_name, verify_any
+from melange_bk.apk.sign import Keyring, Signature, signature_segment, verify_any
 from melange_bk.apk.tarstream import CHECKSUM_SHA1
 from melange_bk.errors import ApkError
 
@@ -202,13 +202,8 @@ def read_apk(path: str) -> ApkContents:
         size = os.fstat(f.fileno()).st_size
         first_raw, first_tar = _read_small_member(f, path)
         first = _tar_files(first_tar, path, "first")
-        signatures: List[Signature] = []
-        if first and first[0][0].startswith(".SIGN."):
-            for name, value in first:
-                parsed = parse_signature_name(name)
-                if parsed is None:
-                    raise ApkError(f"unexpected entry {name!r} in the signature segment", path=path)
-                signatures.append(Signature(name, parsed[0], parsed[1], value))
+        signatures = signature_segment(first, "the signature segment", path)
+        if signatures is not None:
             if f.tell() >= size:
                 raise ApkError("package has no control segment", path=path)
             control_raw, control_tar = _read_small_member(f, path)
@@ -229,7 +224,7 @@ def read_apk(path: str) -> ApkContents:
     ordered = sorted(control_files, key=lambda nf: (nf[0] != ".PKGINFO",))
     return ApkContents(
         path=path,
-        signatures=tuple(signatures),
+        signatures=signatures or (),
         control=control_raw,
         control_files=tuple(ordered),
         info=info,

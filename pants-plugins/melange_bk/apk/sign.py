@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -74,6 +74,23 @@ def parse_signature_name(entry_name: str) -> Optional[Tuple[str, str]]:
         if entry_name.startswith(prefix) and len(entry_name) > len(prefix):
             return algorithm, entry_name[len(prefix) :]
     return None
+
+
+def signature_segment(
+    members: Sequence[Tuple[str, bytes]], what: str, path: Optional[str] = None
+) -> Optional[Tuple[Signature, ...]]:
+    """The signatures of a package's or index's first gzip member, given as its (entry name, content) pairs; None
+    when that member is not a signature segment (its first entry is no `.SIGN.*`). `what` names the segment in
+    the error about an entry that is not a signature."""
+    if not members or not members[0][0].startswith(".SIGN."):
+        return None
+    signatures = []
+    for name, value in members:
+        parsed = parse_signature_name(name)
+        if parsed is None:
+            raise ApkError(f"unexpected entry {name!r} in {what}", path=path)
+        signatures.append(Signature(name, parsed[0], parsed[1], value))
+    return tuple(signatures)
 
 
 def generate_private_key(bits: int = DEFAULT_KEY_BITS) -> rsa.RSAPrivateKey:

@@ -44,6 +44,7 @@ from melange_bk.apk.tarstream import (
     file_header,
     gzip_tar_bytes,
 )
+from melange_bk.atomicfile import atomic_open
 from melange_bk.errors import ApkError
 
 CHUNK = 1 << 20
@@ -483,9 +484,8 @@ def write_apk(
             if signing_key is not None
             else b""
         )
-        tmp_out = f"{out_path}.tmp-{os.getpid()}"
         try:
-            with open(tmp_out, "wb") as out:
+            with atomic_open(out_path, 0o644) as out:
                 out.write(signature)
                 out.write(control)
                 data_file.seek(0)
@@ -494,13 +494,8 @@ def write_apk(
                     if not chunk:
                         break
                     out.write(chunk)
-            os.chmod(tmp_out, 0o644)
-            os.replace(tmp_out, out_path)
         except OSError as e:
             raise ApkError(f"cannot write package: {e.strerror}", path=out_path) from None
-        finally:
-            if os.path.exists(tmp_out):
-                os.unlink(tmp_out)
         size = len(signature) + len(control) + data_file.tell()
     return WrittenApk(
         path=out_path,

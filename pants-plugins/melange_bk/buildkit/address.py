@@ -19,6 +19,13 @@ from melange_bk.errors import BuildKitError
 
 SCHEMES = ("unix", "tcp", "docker-unix")
 ENV_VAR = "BUILDKIT_HOST"
+# The TLS options (named as buildctl's flags; in `TLSConfig`'s field order) and the variables that stand in for them.
+TLS_ENV = (
+    ("tlscacert", "BUILDKIT_TLS_CA_CERT"),
+    ("tlscert", "BUILDKIT_TLS_CERT"),
+    ("tlskey", "BUILDKIT_TLS_KEY"),
+    ("tlsservername", "BUILDKIT_TLS_SERVER_NAME"),
+)
 
 
 @dataclass(frozen=True)
@@ -37,12 +44,7 @@ class TLSConfig:
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> TLSConfig:
         env = os.environ if env is None else env
-        return cls(
-            ca_cert=env.get("BUILDKIT_TLS_CA_CERT") or None,
-            cert=env.get("BUILDKIT_TLS_CERT") or None,
-            key=env.get("BUILDKIT_TLS_KEY") or None,
-            server_name=env.get("BUILDKIT_TLS_SERVER_NAME") or None,
-        )
+        return cls(*(env.get(var) or None for _option, var in TLS_ENV))
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from melange_bk.config.arch import host_arch
 from melange_bk.environment.bootstrap import BUSYBOX, build_bootstrap_repo
-from melange_bk.environment.prepare import host_arch
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,16 +6,8 @@ import argparse
 import sys
 from dataclasses import replace
 
-from melange_bk.cli.common import add_buildkit_args, tls_from_args
-from melange_bk.cli.host import add_host_args, resolve_host_args
-from melange_bk.cli.planargs import (
-    add_environment_args,
-    add_run_args,
-    env_file,
-    environment_options,
-    source_date_epoch,
-    vars_from_args,
-)
+from melange_bk.cli.planargs import add_environment_args, add_run_args, request_fields
+from melange_bk.environment.hostinputs import resolve_host_args
 from melange_bk.errors import ConfigError
 
 
@@ -61,8 +53,6 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
         help="write the marshalled LLB Definition to FILE and stop (no daemon needed)",
     )
     add_run_args(p, test=False)
-    add_buildkit_args(p)
-    add_host_args(p)
     p.set_defaults(func=run)
 
 
@@ -71,21 +61,12 @@ def run(args: argparse.Namespace) -> int:
     from melange_bk.driver import builder
 
     base = builder.BuildRequest(
-        config_file=args.file,
-        source_dir=args.source_dir,
-        pipeline_dirs=tuple(args.pipeline_dir),
-        vars=vars_from_args(args),
+        **request_fields(args),
         out_dir=args.out_dir,
         signing_key=args.signing_key,
-        environment=environment_options(args),
-        buildkit_addr=args.buildkit_addr,
-        tls=tls_from_args(args),
-        progress=args.progress,
         cache_mounts=not args.no_cache_mounts,
         generate_index=args.generate_index,
-        source_date_epoch=source_date_epoch(args),
         emit_llb=args.emit_llb,
-        extra_env=env_file(args.env_file),
     )
     arches = args.arch or ["x86_64"]
     if args.emit_llb and len(arches) > 1:

@@ -2,7 +2,7 @@
 
 Run by the Pants backend (never in a persistent cache; under pantsd, again when an input was touched): writes where the daemon and each machine-local input
 are into FILE (a Pants named cache, outside every cache key) and prints `{"NAME": "IDENTITY", …}`, which the
-backend puts in the builds' argv (inside the key). See `melange_bk.cli.host`.
+backend puts in the builds' argv (inside the key). See `melange_bk.environment.hostinputs`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import argparse
 import json
 from typing import Dict, Tuple
 
-from melange_bk.cli import host
 from melange_bk.cli.common import add_buildkit_args
+from melange_bk.environment import hostinputs
 from melange_bk.errors import ConfigError
 
 
@@ -29,7 +29,7 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
         action="append",
         default=[],
         metavar="NAME=KIND:PATH",
-        help=f"a machine-local input; KIND is one of {', '.join(host.KINDS)}; PATH is absolute (repeatable)",
+        help=f"a machine-local input; KIND is one of {', '.join(hostinputs.KINDS)}; PATH is absolute (repeatable)",
     )
     add_buildkit_args(p)
     p.set_defaults(func=run)
@@ -43,13 +43,7 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not sep2 or not name or not path:
             raise ConfigError(f"--input {item!r}: expected NAME=KIND:PATH")
         inputs[name] = (kind, path)
-    buildkit = {
-        "buildkit_addr": args.buildkit_addr or "",
-        "tlscacert": args.tlscacert or "",
-        "tlscert": args.tlscert or "",
-        "tlskey": args.tlskey or "",
-        "tlsservername": args.tlsservername or "",
-    }
-    ids = host.write(args.out, inputs, buildkit)
+    buildkit = {key: getattr(args, key) or "" for key in hostinputs.BUILDKIT_KEYS}
+    ids = hostinputs.write(args.out, inputs, buildkit)
     print(json.dumps(ids, sort_keys=True))
     return 0

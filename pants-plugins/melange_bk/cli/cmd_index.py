@@ -12,7 +12,8 @@ from typing import List
 
 from melange_bk.apk.index import Index, entry_from_apk, merge, read_index, write_index
 from melange_bk.apk.sign import SHA1, SHA256, load_signing_key
-from melange_bk.cli.host import add_host_args, resolve_host_args
+from melange_bk.cli.common import add_host_args
+from melange_bk.environment.hostinputs import resolve_host_args
 from melange_bk.errors import MelangeError
 
 

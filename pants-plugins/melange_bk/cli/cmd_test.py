@@ -5,16 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from melange_bk.cli.common import add_buildkit_args, tls_from_args
-from melange_bk.cli.host import add_host_args, resolve_host_args
-from melange_bk.cli.planargs import (
-    add_environment_args,
-    add_run_args,
-    env_file,
-    environment_options,
-    source_date_epoch,
-    vars_from_args,
-)
+from melange_bk.cli.planargs import add_environment_args, add_run_args, request_fields
+from melange_bk.environment.hostinputs import resolve_host_args
 
 
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
@@ -48,8 +40,6 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     )
     add_environment_args(p, test=True)
     add_run_args(p, test=True)
-    add_buildkit_args(p)
-    add_host_args(p)
     p.set_defaults(func=run)
 
 
@@ -58,19 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from melange_bk.driver import testrun
 
     req = testrun.TestRequest(
-        config_file=args.file,
+        **request_fields(args),
         arch=args.arch,
         apks=tuple(args.apk),
         out_dir=args.out_dir,
-        source_dir=args.source_dir,
-        pipeline_dirs=tuple(args.pipeline_dir),
-        vars=vars_from_args(args),
-        environment=environment_options(args),
-        buildkit_addr=args.buildkit_addr,
-        tls=tls_from_args(args),
-        progress=args.progress,
-        source_date_epoch=source_date_epoch(args),
-        extra_env=env_file(args.env_file),
     )
     result = testrun.run_tests(req)
     if not result.outcomes:

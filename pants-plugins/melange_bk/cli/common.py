@@ -1,11 +1,12 @@
-"""Options shared by the sub-commands that talk to BuildKit (named as buildctl names them)."""
+"""Options shared by sub-commands: the BuildKit daemon's (named as buildctl names them) and the machine-local
+inputs' (`melange_bk.environment.hostinputs`)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-from melange_bk.buildkit.address import TLSConfig
+from melange_bk.buildkit.address import TLS_ENV, TLSConfig
 
 
 def add_buildkit_args(p: argparse.ArgumentParser) -> None:
@@ -34,10 +35,23 @@ def add_buildkit_args(p: argparse.ArgumentParser) -> None:
 
 
 def tls_from_args(args: argparse.Namespace) -> TLSConfig:
-    env = TLSConfig.from_env(os.environ)
-    return TLSConfig(
-        ca_cert=args.tlscacert or env.ca_cert,
-        cert=args.tlscert or env.cert,
-        key=args.tlskey or env.key,
-        server_name=args.tlsservername or env.server_name,
+    """Each --tls* option, else its BUILDKIT_TLS_* variable."""
+    return TLSConfig(*(getattr(args, option) or os.environ.get(var) or None for option, var in TLS_ENV))
+
+
+def add_host_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("machine-local inputs (used by the Pants backend)")
+    g.add_argument(
+        "--host-config",
+        default="",
+        metavar="FILE",
+        help="JSON written by `melange-bk host-config`: daemon address, TLS files and the paths that "
+        "@host:NAME values stand for",
+    )
+    g.add_argument(
+        "--host-input",
+        action="append",
+        default=[],
+        metavar="NAME=ID",
+        help="identity @host:NAME must have (as printed by host-config); a mismatch is an error",
     )

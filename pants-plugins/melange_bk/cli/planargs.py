@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
+from melange_bk.cli.common import add_buildkit_args, add_host_args, tls_from_args
 from melange_bk.driver.buildenv import EnvironmentOptions
 from melange_bk.errors import ConfigError
 
@@ -81,7 +82,7 @@ def add_environment_args(p: argparse.ArgumentParser, *, test: bool) -> None:
 
 
 def add_run_args(p: argparse.ArgumentParser, *, test: bool) -> None:
-    """--progress, --cache-dir, --source-date-epoch."""
+    """--progress, --cache-dir, --source-date-epoch, then the daemon's and the machine-local inputs' options."""
     p.add_argument(
         "--progress", default="auto", choices=PROGRESS_MODES, help="progress output (default: auto)"
     )
@@ -102,6 +103,8 @@ def add_run_args(p: argparse.ArgumentParser, *, test: bool) -> None:
             else "timestamp for reproducible outputs (default: $SOURCE_DATE_EPOCH, else 0)"
         ),
     )
+    add_buildkit_args(p)
+    add_host_args(p)
 
 
 def parse_vars(items: Iterable[str]) -> List[Tuple[str, str]]:
@@ -173,4 +176,21 @@ def environment_options(args: argparse.Namespace) -> EnvironmentOptions:
         packages_append=tuple(args.package_append),
         cache_dir=args.cache_dir,
         allow_untrusted=args.allow_untrusted,
+    )
+
+
+def request_fields(args: argparse.Namespace) -> Dict[str, Any]:
+    """The fields `driver.builder.BuildRequest` and `driver.testrun.TestRequest` share, from the options above and
+    the daemon's."""
+    return dict(
+        config_file=args.file,
+        source_dir=args.source_dir,
+        pipeline_dirs=tuple(args.pipeline_dir),
+        vars=vars_from_args(args),
+        environment=environment_options(args),
+        buildkit_addr=args.buildkit_addr,
+        tls=tls_from_args(args),
+        progress=args.progress,
+        source_date_epoch=source_date_epoch(args),
+        extra_env=env_file(args.env_file),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from typing import Dict
 
 from melange_bk.errors import ConfigError
@@ -26,6 +27,13 @@ def normalize(arch: str) -> str:
     if apk not in _ARCHES:
         raise ConfigError(f"unknown architecture {arch!r} (known: {', '.join(sorted(_ARCHES))})")
     return apk
+
+
+def host_arch() -> str:
+    """The apk name of this machine's architecture (`platform.machine()` in apk or Go spelling; an unknown one
+    as it is)."""
+    machine = platform.machine().lower()
+    return _ALIASES.get(machine, machine)
 
 
 def substitutions(arch: str, flavor: str = "gnu") -> Dict[str, str]:

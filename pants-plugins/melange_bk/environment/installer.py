@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from melange_bk.apk.index import render_apkindex
 from melange_bk.apk.reader import DataMember, extract, list_files, secure_join
+from melange_bk.atomicfile import atomic_write
 from melange_bk.environment.repository import FetchedPackage, KeyFile
 from melange_bk.errors import ApkError, MelangeError
 
@@ -110,11 +111,7 @@ def _write(root: str, rel: str, data: bytes, mode: int = 0o644) -> None:
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     if os.path.lexists(dst) and (os.path.islink(dst) or not os.path.isfile(dst)):
         raise InstallError(f"cannot write {rel}: a package installed a non-file there")
-    tmp = dst + ".melange-bk-tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, dst)
+    atomic_write(dst, data, mode)
     os.utime(dst, (0, 0))
 
 

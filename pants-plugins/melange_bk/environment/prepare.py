@@ -15,12 +15,13 @@ import base64
 import hashlib
 import json
 import os
-import platform
 import shutil
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
 from melange_bk import llb
+from melange_bk.atomicfile import atomic_write
+from melange_bk.config.arch import host_arch
 from melange_bk.environment.base import NONE, Base, local_identity, local_rootfs, read_base_file
 from melange_bk.environment.installer import (
     BUILD_GROUP,
@@ -46,12 +47,6 @@ from melange_bk.environment.resolver import Resolution, resolve
 from melange_bk.plan import model as plan
 
 LAYER_FORMAT = 1
-_ARCHES = {"amd64": "x86_64", "arm64": "aarch64", "x86_64": "x86_64", "aarch64": "aarch64"}
-
-
-def host_arch() -> str:
-    m = platform.machine().lower()
-    return _ARCHES.get(m, m)
 
 
 @dataclass(frozen=True)
@@ -181,10 +176,7 @@ def prepare(
         finally:
             shutil.rmtree(work, ignore_errors=True)
         scriptlets = result.scriptlets
-        tmp = manifest_path + f".tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(_manifest(scriptlets, result.packages))
-        os.replace(tmp, manifest_path)
+        atomic_write(manifest_path, _manifest(scriptlets, result.packages))
     layer_name = "melange-bk-env-" + digest[:32]
     local_dirs = {layer_name: layer_dir}
     if root is not None:

@@ -27,6 +27,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 from melange_bk.apk.index import Index, IndexEntry, parse_index_bytes, q1
 from melange_bk.apk.reader import ApkContents, read_apk
 from melange_bk.apk.sign import Keyring, keyring_from_pems
+from melange_bk.atomicfile import atomic_open
 from melange_bk.errors import ApkError, MelangeError
 
 INDEX_NAME = "APKINDEX.tar.gz"
@@ -100,22 +101,17 @@ def fetch_to_file(url: str, dest: str) -> int:
     """Streams `url` to `dest` (atomically); returns its size."""
     resp = _open(url)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".fetch-")
     size = 0
     try:
-        with os.fdopen(fd, "wb") as out, resp:  # type: ignore[attr-defined]
+        with atomic_open(dest) as out, resp:  # type: ignore[attr-defined]
             while True:
                 chunk = resp.read(CHUNK)  # type: ignore[attr-defined]
                 if not chunk:
                     break
                 out.write(chunk)
                 size += len(chunk)
-        os.replace(tmp, dest)
     except OSError as e:
         raise RepositoryError(f"cannot fetch {url}: {e.strerror or e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return size
 
 

@@ -41,20 +41,24 @@ from pants.option.global_options import NamedCachesDirOption
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from melange_bk.cli.host import stat_stamp
+from melange_bk.buildkit.address import ENV_VAR, TLS_ENV
+from melange_bk.environment.hostinputs import BASE_PREFIXES, stat_stamp
 from melange_bk.pants.builder import FIXED_PATH, MelangeBuilderPex
 from melange_bk.pants.subsystem import MelangeSubsystem
 
 PLUGIN_ROOT = "pants-plugins"
-# What `melange-bk host-config` imports (standard library only; tests/unit/test_cli_host.py checks the list).
+# What `melange-bk host-config` imports (standard library only; tests/unit/environment/test_hostinputs.py checks
+# the list).
 PROBE_SOURCES = (
     "__init__.py",
     "errors.py",
     "filehash.py",
+    "atomicfile.py",
+    "environment/__init__.py",
+    "environment/hostinputs.py",
     "cli/__init__.py",
     "cli/main.py",
     "cli/common.py",
-    "cli/host.py",
     "cli/cmd_host_config.py",
     "buildkit/__init__.py",
     "buildkit/address.py",
@@ -62,13 +66,6 @@ PROBE_SOURCES = (
 PROBE_MAIN = "import sys; sys.path.insert(0, '.'); from melange_bk.cli.main import main; sys.exit(main())"
 HOST_DIR = "__host"
 HOST_CONFIG = f"{HOST_DIR}/host.json"
-_TLS_ENV = (
-    ("tlscacert", "BUILDKIT_TLS_CA_CERT"),
-    ("tlscert", "BUILDKIT_TLS_CERT"),
-    ("tlskey", "BUILDKIT_TLS_KEY"),
-    ("tlsservername", "BUILDKIT_TLS_SERVER_NAME"),
-)
-_BASE_PREFIXES = ("tar:", "dir:")
 STAMP_ENV = "MELANGE_BK_HOST_STAMP"
 
 
@@ -100,7 +97,7 @@ async def melange_inputs(
     named_caches: NamedCachesDirOption,
     run_id: RunId,  # (re-run every run: see "When the probe runs" above)
 ) -> MelangeInputs:
-    env = await Get(EnvironmentVars, EnvironmentVarsRequest(["BUILDKIT_HOST", *(v for _, v in _TLS_ENV)]))
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest([ENV_VAR, *(v for _, v in TLS_ENV)]))
     host: Dict[str, Tuple[str, str]] = {}  # NAME -> (KIND, absolute path)
     globs: List[str] = []
 
@@ -117,7 +114,7 @@ async def melange_inputs(
     argv: List[str] = []
     base = melange.environment_base or ""
     if base:
-        head = next((p for p in _BASE_PREFIXES if base.startswith(p)), "")
+        head = next((p for p in BASE_PREFIXES if base.startswith(p)), "")
         rest = base[len(head) :]
         argv += ["--rootfs", base if rest.startswith("image:") else head + place("rootfs", "path", rest)]
     for i, d in enumerate(melange.pipeline_dirs):
@@ -130,8 +127,8 @@ async def melange_inputs(
     signing_key = place("signing-key", "signing-key", key) if key else ""
     signing_pub = place("signing-key.pub", "file", key + ".pub") if key else ""
 
-    addr = melange.buildkit_addr or env.get("BUILDKIT_HOST") or ""
-    buildkit = [("buildkit-addr", addr)] + [(opt, env.get(var) or "") for opt, var in _TLS_ENV]
+    addr = melange.buildkit_addr or env.get(ENV_VAR) or ""
+    buildkit = [("buildkit-addr", addr)] + [(opt, env.get(var) or "") for opt, var in TLS_ENV]
     buildkit = [(k, v) for k, v in buildkit if v]
 
     snapshot = await Get(Snapshot, PathGlobs(globs))

@@ -10,7 +10,6 @@ checkouts and machines) answers and BuildKit is not asked at all.
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import dataclass
 from typing import List, Tuple
 
@@ -23,12 +22,11 @@ from pants.engine.target import DependenciesRequest, Targets
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from melange_bk.config.arch import host_arch
 from melange_bk.pants.builder import LIBRARY, MelangeBuilderPex, MelangeProcess  # noqa: F401 (re-exported)
 from melange_bk.pants.host import MelangeInputs
 from melange_bk.pants.subsystem import MelangeSubsystem
 from melange_bk.pants.target_types import MelangeArchField, MelangeDependenciesField, MelangeSourceField
-
-_HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class MelangePackageFieldSet(PackageFieldSet):
 def arches(field_set: MelangePackageFieldSet) -> Tuple[str, ...]:
     if field_set.arch.value:
         return tuple(field_set.arch.value)
-    return (_HOST_ARCH.get(platform.machine(), platform.machine()),)
+    return (host_arch(),)
 
 
 def workspace_globs(yaml_path: str) -> PathGlobs:

@@ -1,4 +1,4 @@
-"""Machine-local inputs, kept out of a cache key by location but in it by content (`--host-config`).
+"""Machine-local inputs of a build, kept out of a cache key by location but in it by content (`--host-config`).
 
 A Pants `Process` is cached (locally and in a remote REAPI cache) under the digest of its argv, env and input
 files. Things that live only on this machine - the daemon address, TLS files, a rootfs tarball or APK repository
@@ -13,6 +13,9 @@ a signing key, with the file name where it shows in outputs). Builds then get `-
 `@host:NAME` for the recorded path after checking that the file still has that identity (a stat match with the
 recorded measurement, else measured again). The daemon address and TLS files come from the same file: a package
 built on daemon A is the same package on daemon B.
+
+Standard library only (with `errors`, `filehash`, `atomicfile` and `buildkit.address`): the host-config probe imports it (see
+`melange_bk.pants.host.PROBE_SOURCES`). The command-line options are `melange_bk.cli.common.add_host_args`.
 """
 
 from __future__ import annotations
@@ -23,34 +26,20 @@ import json
 import os
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from melange_bk.atomicfile import atomic_write
+from melange_bk.buildkit.address import TLS_ENV
 from melange_bk.errors import ConfigError
 from melange_bk.filehash import sha256_file, walk_sorted
 
 PREFIX = "@host:"
 KINDS = ("path", "file", "dir", "repository", "signing-key")
-_BASE_PREFIXES = ("tar:", "dir:")
-_BUILDKIT_KEYS = ("buildkit_addr", "tlscacert", "tlscert", "tlskey", "tlsservername")
+# The kinds of `--rootfs` that name a path after the prefix (`tar:@host:NAME`); a bare path needs none.
+BASE_PREFIXES = ("tar:", "dir:")
+# The daemon options recorded in the host configuration (argparse dests of --buildkit-addr and the TLS options).
+BUILDKIT_KEYS = ("buildkit_addr",) + tuple(option for option, _var in TLS_ENV)
 FORMAT = 1
 # The options of build/test/index that may hold `@host:NAME`.
 PATH_FIELDS = ("rootfs", "repository_append", "keyring_append", "signing_key", "pipeline_dir")
-
-
-def add_host_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("machine-local inputs (used by the Pants backend)")
-    g.add_argument(
-        "--host-config",
-        default="",
-        metavar="FILE",
-        help="JSON written by `melange-bk host-config`: daemon address, TLS files and the paths that "
-        "@host:NAME values stand for",
-    )
-    g.add_argument(
-        "--host-input",
-        action="append",
-        default=[],
-        metavar="NAME=ID",
-        help="identity @host:NAME must have (as printed by host-config); a mismatch is an error",
-    )
 
 
 def _tree_hash(root: str, only: Optional[Tuple[str, ...]] = None) -> str:
@@ -251,7 +240,7 @@ def write(out: str, inputs: Dict[str, Tuple[str, str]], buildkit: Dict[str, str]
         entries[name] = {"kind": kind, "path": path, "id": ident, "stat": stat}
     data = {
         "format": FORMAT,
-        "buildkit": {k: v for k, v in sorted(buildkit.items()) if k in _BUILDKIT_KEYS and v},
+        "buildkit": {k: v for k, v in sorted(buildkit.items()) if k in BUILDKIT_KEYS and v},
         "inputs": entries,
     }
     text = json.dumps(data, indent=1, sort_keys=True)
@@ -263,10 +252,7 @@ def write(out: str, inputs: Dict[str, Tuple[str, str]], buildkit: Dict[str, str]
     # An unchanged file is left as it is: the Pants backend decides from its stat whether to run the probe again.
     if not unchanged:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        tmp = f"{out}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, out)
+        atomic_write(out, text.encode("utf-8"))
     return {name: e["id"] for name, e in entries.items()}
 
 
@@ -301,7 +287,7 @@ def resolve_host_args(args: argparse.Namespace, fields: Tuple[str, ...] = PATH_F
     def resolve(value: str) -> str:
         if not isinstance(value, str) or PREFIX not in value:
             return value
-        head = next((p for p in _BASE_PREFIXES if value.startswith(p + PREFIX)), "")
+        head = next((p for p in BASE_PREFIXES if value.startswith(p + PREFIX)), "")
         if not value.startswith(head + PREFIX):
             return value
         name = value[len(head) + len(PREFIX) :]
@@ -324,5 +310,5 @@ def resolve_host_args(args: argparse.Namespace, fields: Tuple[str, ...] = PATH_F
         else:
             setattr(args, field, resolve(value))
     for key, value in sorted(data.get("buildkit", {}).items()):
-        if key in _BUILDKIT_KEYS and hasattr(args, key) and not getattr(args, key):
+        if key in BUILDKIT_KEYS and hasattr(args, key) and not getattr(args, key):
             setattr(args, key, value)

@@ -1,4 +1,4 @@
-"""melange_bk.cli.host: machine-local inputs are keyed by content, resolved by path, and checked before use."""
+"""melange_bk.environment.hostinputs: machine-local inputs are keyed by content, resolved by path, and checked before use."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from melange_bk.cli import host
+from melange_bk.environment import hostinputs
 from melange_bk.errors import ConfigError
 
 
@@ -32,29 +32,29 @@ def _files(tmp_path) -> dict:  # type: ignore[no-untyped-def]
 
 def test_identity_is_content_not_location(tmp_path) -> None:  # type: ignore[no-untyped-def]
     inputs = _files(tmp_path)
-    ids1 = host.write(str(tmp_path / "h1.json"), inputs, {"buildkit_addr": "unix:///a.sock"})
+    ids1 = hostinputs.write(str(tmp_path / "h1.json"), inputs, {"buildkit_addr": "unix:///a.sock"})
     moved = tmp_path / "elsewhere"
     os.rename(tmp_path / "m1", moved)
     inputs2 = {k: (kind, p.replace(str(tmp_path / "m1"), str(moved))) for k, (kind, p) in inputs.items()}
-    ids2 = host.write(str(tmp_path / "h2.json"), inputs2, {"buildkit_addr": "tcp://b:1"})
+    ids2 = hostinputs.write(str(tmp_path / "h2.json"), inputs2, {"buildkit_addr": "tcp://b:1"})
     assert ids1 == ids2
     assert ids1["rootfs"].startswith("rootfs.tar:sha256:")
     assert ids1["repository.0"].startswith("index-sha256:")
     (moved / "repo" / "x86_64" / "APKINDEX.tar.gz").write_bytes(b"another index")
-    assert host.write(str(tmp_path / "h3.json"), inputs2, {})["repository.0"] != ids1["repository.0"]
+    assert hostinputs.write(str(tmp_path / "h3.json"), inputs2, {})["repository.0"] != ids1["repository.0"]
 
 
 def test_resolve_replaces_host_values_and_fills_the_daemon(tmp_path) -> None:  # type: ignore[no-untyped-def]
     inputs = _files(tmp_path)
     cfg = str(tmp_path / "host.json")
-    ids = host.write(cfg, inputs, {"buildkit_addr": "unix:///a.sock"})
+    ids = hostinputs.write(cfg, inputs, {"buildkit_addr": "unix:///a.sock"})
     args = _args(
         host_config=cfg,
         host_input=[f"{k}={v}" for k, v in ids.items()],
         rootfs="tar:@host:rootfs",
         repository_append=["@host:repository.0", "__deps/0"],
     )
-    host.resolve_host_args(args)
+    hostinputs.resolve_host_args(args)
     assert args.rootfs == "tar:" + inputs["rootfs"][1]
     assert args.repository_append == [inputs["repository.0"][1], "__deps/0"]
     assert args.buildkit_addr == "unix:///a.sock"
@@ -65,17 +65,17 @@ def test_resolve_replaces_host_values_and_fills_the_daemon(tmp_path) -> None:  #
 def test_changed_or_unkeyed_inputs_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     inputs = _files(tmp_path)
     cfg = str(tmp_path / "host.json")
-    ids = host.write(cfg, inputs, {})
+    ids = hostinputs.write(cfg, inputs, {})
     with pytest.raises(ConfigError, match="no --host-input rootfs"):
-        host.resolve_host_args(_args(host_config=cfg, rootfs="@host:rootfs"))
+        hostinputs.resolve_host_args(_args(host_config=cfg, rootfs="@host:rootfs"))
     with open(inputs["rootfs"][1], "ab") as f:
         f.write(b"changed")
     with pytest.raises(ConfigError, match="changed since Pants measured it"):
-        host.resolve_host_args(
+        hostinputs.resolve_host_args(
             _args(host_config=cfg, host_input=[f"rootfs={ids['rootfs']}"], rootfs="@host:rootfs")
         )
     with pytest.raises(ConfigError, match="needs --host-config"):
-        host.resolve_host_args(_args(rootfs="@host:rootfs"))
+        hostinputs.resolve_host_args(_args(rootfs="@host:rootfs"))
 
 
 def test_probe_sources_are_the_import_closure_of_host_config(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -147,7 +147,7 @@ def test_public_key_identity_matches_cryptography(tmp_path) -> None:  # type: ig
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from melange_bk.cli.host import _spki_sha256
+    from melange_bk.environment.hostinputs import _spki_sha256
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     spki = key.public_key().public_bytes(
@@ -177,17 +177,17 @@ def test_stat_stamp_follows_every_change_it_must_see(tmp_path) -> None:  # type:
     rootfs, repo = inputs["rootfs"][1], inputs["repository.0"][1]
     recorded = str(tmp_path / "cache" / "host.json")
     paths = [rootfs, repo, recorded]
-    stamps = [host.stat_stamp(paths)]
-    assert host.stat_stamp(reversed(paths)) == stamps[0]  # order-free, and equal while nothing changed
+    stamps = [hostinputs.stat_stamp(paths)]
+    assert hostinputs.stat_stamp(reversed(paths)) == stamps[0]  # order-free, and equal while nothing changed
 
     def changed() -> bool:
-        stamps.append(host.stat_stamp(paths))
+        stamps.append(hostinputs.stat_stamp(paths))
         return stamps[-1] != stamps[-2]
 
-    host.write(recorded, {"rootfs": inputs["rootfs"]}, {})
+    hostinputs.write(recorded, {"rootfs": inputs["rootfs"]}, {})
     assert changed()  # the recorded file appeared
     st = os.stat(recorded)
-    host.write(recorded, {"rootfs": inputs["rootfs"]}, {})
+    hostinputs.write(recorded, {"rootfs": inputs["rootfs"]}, {})
     assert not changed()  # an unchanged configuration is not rewritten
     assert os.stat(recorded).st_ino == st.st_ino and os.stat(recorded).st_mtime_ns == st.st_mtime_ns
     with open(rootfs, "ab") as f:
