@@ -48,10 +48,13 @@ def commands(text: str) -> List[str]:
 def main(argv: List[str]) -> int:
     with open(README, encoding="utf-8") as f:
         cmds = commands(f.read())
+    if len(argv) > 1 and argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
     if len(argv) > 1:
-        n = int(argv[1])
+        n = int(argv[1]) if argv[1].isdigit() else 0
         if not 1 <= n <= len(cmds):
-            fail(f"quickstart.py: no command {n}")
+            fail(f"quickstart.py: no command {argv[1]!r} (1 to {len(cmds)})")
         print(cmds[n - 1])
     else:
         print("\n".join(cmds))
