@@ -7,30 +7,15 @@ rejects unknown names.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
 from melange_bk.config import arch as arch_mod
-from melange_bk.config.model import (
-    Accounts,
-    Configuration,
-    Copyright,
-    Dependencies,
-    Environment,
-    Group,
-    Input,
-    Package,
-    PackageOptions,
-    Resources,
-    Scriptlets,
-    Step,
-    Subpackage,
-    Test,
-    User,
-    VarTransform,
-)
+from melange_bk.config import schema as sc
+from melange_bk.config.model import Configuration, DataRange, Package, Step, Subpackage, VarTransform
 from melange_bk.config.subst import SubstitutionError, substitute
 from melange_bk.config.transforms import replace_all
 from melange_bk.config.yamlsrc import Src, compose, line_of, one_line, scalar_content_line, to_plain
@@ -42,103 +27,9 @@ PACKAGE_VERSION = re.compile(r"^[a-zA-Z\d][a-zA-Z\d+_.~-]*$")
 WORKDIR = "/home/build"
 OUTDIR = "/home/build/melange-out"
 
-_TOP = frozenset(
-    (
-        "package",
-        "environment",
-        "pipeline",
-        "subpackages",
-        "data",
-        "update",
-        "vars",
-        "var-transforms",
-        "options",
-        "test",
-    )
-)
-_TOP_IGNORED = frozenset(("capabilities",))
-_PACKAGE = frozenset(
-    (
-        "name",
-        "version",
-        "epoch",
-        "description",
-        "url",
-        "commit",
-        "copyright",
-        "dependencies",
-        "options",
-        "scriptlets",
-        "target-architecture",
-        "timeout",
-        "resources",
-        "test-resources",
-    )
-)
-_PACKAGE_IGNORED = frozenset(("annotations", "checks", "cpe", "setcap"))
-_STEP = frozenset(
-    (
-        "name",
-        "uses",
-        "with",
-        "runs",
-        "if",
-        "working-directory",
-        "environment",
-        "pipeline",
-        "needs",
-        "label",
-        "assertions",
-        "inputs",
-    )
-)
-_PIPELINE_FILE_STEP = _STEP | {"description"}
-_SUBPACKAGE = frozenset(
-    (
-        "if",
-        "range",
-        "name",
-        "pipeline",
-        "dependencies",
-        "options",
-        "scriptlets",
-        "description",
-        "url",
-        "commit",
-        "test",
-    )
-)
-_SUBPACKAGE_IGNORED = frozenset(("annotations", "checks", "setcap"))
-_DEPENDENCIES = frozenset(("runtime", "provides", "replaces", "provider-priority", "replaces-priority"))
-_OPTIONS = frozenset(("no-provides", "no-depends", "no-commands", "no-versioned-shlib-deps"))
-_SCRIPTLETS = frozenset(
-    (
-        "trigger",
-        "pre-install",
-        "post-install",
-        "pre-deinstall",
-        "post-deinstall",
-        "pre-upgrade",
-        "post-upgrade",
-    )
-)
-_ENVIRONMENT = frozenset(("contents", "environment", "accounts"))
-_ENVIRONMENT_IGNORED = frozenset(
-    (
-        "entrypoint",
-        "cmd",
-        "stop-signal",
-        "work-dir",
-        "archs",
-        "paths",
-        "vcs-url",
-        "annotations",
-        "include",
-        "volumes",
-    )
-)
-_CONTENTS = frozenset(("repositories", "build_repositories", "keyring", "packages"))
-_CONTENTS_IGNORED = frozenset(("runtime_repositories", "baseimage"))
+_INTEGER = re.compile(r"-?\d+")
+# `description:` documents a pipeline definition file; melange accepts it at any step there.
+_PIPELINE_FILE_EXTRA: Dict[type, FrozenSet[str]] = {Step: frozenset(("description",))}
 
 
 def base_substitutions(name: str, version: str, epoch: str, description: str, arch: str) -> Dict[str, str]:
@@ -159,11 +50,20 @@ def base_substitutions(name: str, version: str, epoch: str, description: str, ar
     return out
 
 
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
 class _Decoder:
-    def __init__(self, src: Src, ptmap: Mapping[str, str], step_keys: frozenset = _STEP) -> None:
+    """Reads mappings into the model's dataclasses as their fields declare (`config.schema`), substituting
+    `ptmap` (phase one) into every field not declared raw."""
+
+    def __init__(
+        self, src: Src, ptmap: Mapping[str, str], extra: Optional[Mapping[type, FrozenSet[str]]] = None
+    ) -> None:
         self.src = src
         self.ptmap = ptmap
-        self.step_keys = step_keys
+        self.extra = extra or {}  # keys a class accepts beyond its fields (pipeline definition files)
 
     def s(self, node: Optional[yaml.Node], where: str, default: str = "") -> str:
         value = self.src.string(node, where, default)
@@ -181,213 +81,145 @@ class _Decoder:
             for k, v, _ in self.src.string_map(node, where)
         )
 
-    # -- pipeline steps ------------------------------------------------------------------------------------------
-    def steps(self, node: Optional[yaml.Node], where: str) -> Tuple[Step, ...]:
-        return tuple(self.step(n, f"{where}[{i}]") for i, n in enumerate(self.src.sequence(node, where)))
+    # -- the generic part: any dataclass of the model --------------------------------------------------------------
+    def fields(self, cls: type, node: Optional[yaml.Node], where: str) -> Dict[str, yaml.Node]:
+        """The nodes of a mapping by (dotted) key; every level is checked against the keys `cls` declares."""
+        out: Dict[str, yaml.Node] = {}
+        for level in sc.schema(cls).levels:
+            if level.prefix:
+                items = self.src.mapping(
+                    out.get(level.prefix), _join(where, level.prefix), level.allowed, level.ignored
+                )
+                out.update((f"{level.prefix}.{k}", v) for k, v in items.items())
+            else:
+                allowed = level.allowed | self.extra.get(cls, frozenset())
+                out.update(self.src.mapping(node, where, allowed, level.ignored))
+        return out
 
-    def step(self, node: yaml.Node, where: str) -> Step:
-        f = self.src.mapping(node, where, self.step_keys)
-        needs = self.src.mapping(f.get("needs"), f"{where}.needs", frozenset(("packages",)))
-        assertions = self.src.mapping(
-            f.get("assertions"), f"{where}.assertions", frozenset(("required-steps",))
-        )
-        with_ = tuple(
+    def decode(self, cls: type, node: Optional[yaml.Node], where: str, **given: Any) -> Any:
+        if cls is Step:
+            return self.step(node, where)
+        return self.build(cls, node, where, self.fields(cls, node, where), **given)
+
+    def build(
+        self, cls: type, node: Optional[yaml.Node], where: str, f: Dict[str, yaml.Node], **given: Any
+    ) -> Any:
+        schema = sc.schema(cls)
+        values = dict(given)
+        for spec in schema.fields:
+            if spec.name not in values:
+                values[spec.name] = self.read(spec, f, where)
+        if schema.line_field and node is not None:
+            values[schema.line_field] = line_of(node)
+        return cls(**values)
+
+    def read(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> Any:
+        """One field's value from the mapping's nodes `f`."""
+        if spec.absent is not dataclasses.MISSING and all(k not in f for k in spec.keys):
+            return spec.absent
+        return self._readers[spec.kind](self, spec, f, where)
+
+    def _str(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> str:
+        w = _join(where, spec.keys[0])
+        return self.src.string(f.get(spec.keys[0]), w) if spec.raw else self.s(f.get(spec.keys[0]), w)
+
+    def _int_text(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> str:
+        value = self._str(spec, f, where)
+        if value and not _INTEGER.fullmatch(value):
+            raise self.src.error(
+                f"{_join(where, spec.keys[0])} must be an integer, not {value!r}", f[spec.keys[0]]
+            )
+        return value
+
+    def _bool(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> bool:
+        return self.src.boolean(f.get(spec.keys[0]), _join(where, spec.keys[0]))
+
+    def _int(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> int:
+        return self.src.integer(f.get(spec.keys[0]), _join(where, spec.keys[0]))
+
+    def _strs(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> Tuple[str, ...]:
+        if spec.raw:
+            return tuple(v for k in spec.keys for v, _ in self.src.strings(f.get(k), _join(where, k)))
+        return tuple(v for k in spec.keys for v in self.strs(f.get(k), _join(where, k)))
+
+    def _pairs(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> Tuple[Tuple[str, str], ...]:
+        node, w = f.get(spec.keys[0]), _join(where, spec.keys[0])
+        if spec.raw:
+            return tuple((k, v) for k, v, _ in self.src.string_map(node, w))
+        return self.pairs(node, w)
+
+    def _obj(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> Any:
+        return self.decode(spec.item, f.get(spec.keys[0]), _join(where, spec.keys[0]))
+
+    def _objs(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> Tuple[Any, ...]:
+        w = _join(where, spec.keys[0])
+        nodes = self.src.sequence(f.get(spec.keys[0]), w)
+        return tuple(self.decode(spec.item, n, f"{w}[{i}]") for i, n in enumerate(nodes))
+
+    def _named(self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str) -> Tuple[Any, ...]:
+        """A mapping of name to mapping (as `inputs:`): one dataclass each, its `name` the key."""
+        node, w = f.get(spec.keys[0]), _join(where, spec.keys[0])
+        if not isinstance(node, yaml.MappingNode):
+            raise self.src.error(f"{w}: expected a mapping", node)
+        out = []
+        for k, v in node.value:
+            name = self.src.string(k, w)
+            out.append(self.decode(spec.item, v, f"{w}.{name}", name=name))
+        return tuple(out)
+
+    def _with(
+        self, spec: sc.FieldSpec, f: Dict[str, yaml.Node], where: str
+    ) -> Tuple[Tuple[str, str, int], ...]:
+        """A step's `with:`: (input, value, line)."""
+        return tuple(
             (k, substitute(v, self.ptmap, strict=False) if self.ptmap else v, line)
-            for k, v, line in self.src.string_map(f.get("with"), f"{where}.with")
+            for k, v, line in self.src.string_map(f.get(spec.keys[0]), _join(where, spec.keys[0]))
         )
+
+    _readers: Dict[str, Callable[..., Any]] = {
+        sc.STR: _str,
+        sc.INT_TEXT: _int_text,
+        sc.BOOL: _bool,
+        sc.INT: _int,
+        sc.OPT_INT: _int,  # absent: None (above)
+        sc.STRS: _strs,
+        sc.PAIRS: _pairs,
+        sc.OBJ: _obj,
+        sc.OPT_OBJ: _obj,  # absent: None (above)
+        sc.OBJS: _objs,
+        sc.NAMED: _named,
+        sc.WITH: _with,
+    }
+
+    # -- what the schema does not say ----------------------------------------------------------------------------
+    def step(self, node: Optional[yaml.Node], where: str) -> Step:
+        f = self.fields(Step, node, where)
         runs_node = f.get("runs")
-        step = Step(
-            line=line_of(node),
-            name=self.s(f.get("name"), f"{where}.name"),
-            uses=self.src.string(f.get("uses"), f"{where}.uses"),
-            with_=with_,
-            runs=self.s(runs_node, f"{where}.runs"),
+        step = self.build(
+            Step,
+            node,
+            where,
+            f,
             runs_line=scalar_content_line(runs_node) if runs_node is not None else line_of(node),
-            if_=self.s(f.get("if"), f"{where}.if"),
-            working_directory=self.s(f.get("working-directory"), f"{where}.working-directory"),
-            environment=self.pairs(f.get("environment"), f"{where}.environment"),
-            needs=self.strs(needs.get("packages"), f"{where}.needs.packages"),
-            label=self.src.string(f.get("label"), f"{where}.label"),
-            required_steps=(
-                self.src.integer(assertions["required-steps"], f"{where}.assertions.required-steps")
-                if "required-steps" in assertions
-                else None
-            ),
-            pipeline=self.steps(f.get("pipeline"), f"{where}.pipeline"),
-            inputs=self.inputs(f.get("inputs"), f"{where}.inputs"),
         )
         if "with" in f and not step.uses:
             raise self.src.error("pipeline step has `with:` but no `uses:`", node)
         if step.uses and "runs" in f:
             raise self.src.error(f"pipeline step cannot have both `uses: {step.uses}` and `runs:`", node)
-        if with_ and "runs" in f:
+        if step.with_ and "runs" in f:
             raise self.src.error("pipeline step cannot have both `with:` and `runs:`", node)
         return step
 
-    def inputs(self, node: Optional[yaml.Node], where: str) -> Tuple[Input, ...]:
-        if node is None:
-            return ()
-        out = []
-        if not isinstance(node, yaml.MappingNode):
-            raise self.src.error(f"{where}: expected a mapping", node)
-        for k, v in node.value:
-            name = self.src.string(k, where)
-            f = self.src.mapping(v, f"{where}.{name}", frozenset(("description", "default", "required")))
-            out.append(
-                Input(
-                    name=name,
-                    default=self.src.string(f.get("default"), f"{where}.{name}.default"),
-                    required=self.src.boolean(f.get("required"), f"{where}.{name}.required"),
-                    description=self.src.string(f.get("description"), f"{where}.{name}.description"),
-                )
-            )
-        return tuple(out)
-
-    # -- package metadata ----------------------------------------------------------------------------------------
-    def dependencies(self, node: Optional[yaml.Node], where: str) -> Dependencies:
-        f = self.src.mapping(node, where, _DEPENDENCIES)
-        deps = Dependencies(
-            runtime=self.strs(f.get("runtime"), f"{where}.runtime"),
-            provides=self.strs(f.get("provides"), f"{where}.provides"),
-            replaces=self.strs(f.get("replaces"), f"{where}.replaces"),
-            provider_priority=self.s(f.get("provider-priority"), f"{where}.provider-priority"),
-            replaces_priority=self.s(f.get("replaces-priority"), f"{where}.replaces-priority"),
-        )
-        for key in ("provider-priority", "replaces-priority"):
-            value = getattr(deps, key.replace("-", "_"))
-            if value and not re.fullmatch(r"-?\d+", value):
-                raise self.src.error(f"{where}.{key} must be an integer, not {value!r}", f[key])
-        return deps
-
-    def options(self, node: Optional[yaml.Node], where: str) -> PackageOptions:
-        f = self.src.mapping(node, where, _OPTIONS)
-        return PackageOptions(
-            **{k.replace("-", "_"): self.src.boolean(f.get(k), f"{where}.{k}") for k in sorted(_OPTIONS)}
-        )
-
-    def scriptlets(self, node: Optional[yaml.Node], where: str) -> Scriptlets:
-        f = self.src.mapping(node, where, _SCRIPTLETS)
-        trigger = self.src.mapping(f.get("trigger"), f"{where}.trigger", frozenset(("script", "paths")))
-        return Scriptlets(
-            trigger_script=self.s(trigger.get("script"), f"{where}.trigger.script"),
-            trigger_paths=self.strs(trigger.get("paths"), f"{where}.trigger.paths"),
-            **{
-                k.replace("-", "_"): self.s(f.get(k), f"{where}.{k}")
-                for k in sorted(_SCRIPTLETS)
-                if k != "trigger"
-            },
-        )
-
-    def resources(self, node: Optional[yaml.Node], where: str) -> Resources:
-        keys = ("cpu", "cpumodel", "memory", "disk")
-        f = self.src.mapping(node, where, frozenset(keys))
-        return Resources(**{k: self.src.string(f.get(k), f"{where}.{k}") for k in keys})
-
-    def copyright(self, node: Optional[yaml.Node], where: str) -> Tuple[Copyright, ...]:
-        out = []
-        for i, item in enumerate(self.src.sequence(node, where)):
-            w = f"{where}[{i}]"
-            f = self.src.mapping(
-                item,
-                w,
-                frozenset(("license", "paths", "attestation", "license-path")),
-                frozenset(("detection-override",)),
-            )
-            out.append(
-                Copyright(
-                    license=self.s(f.get("license"), f"{w}.license"),
-                    paths=self.strs(f.get("paths"), f"{w}.paths"),
-                    attestation=self.s(f.get("attestation"), f"{w}.attestation"),
-                    license_path=self.s(f.get("license-path"), f"{w}.license-path"),
-                )
-            )
-        return tuple(out)
-
-    # -- environments --------------------------------------------------------------------------------------------
-    def environment(self, node: Optional[yaml.Node], where: str) -> Environment:
-        f = self.src.mapping(node, where, _ENVIRONMENT, _ENVIRONMENT_IGNORED)
-        contents = self.src.mapping(f.get("contents"), f"{where}.contents", _CONTENTS, _CONTENTS_IGNORED)
-        repositories = self.strs(contents.get("repositories"), f"{where}.contents.repositories")
-        repositories += self.strs(contents.get("build_repositories"), f"{where}.contents.build_repositories")
-        return Environment(
-            repositories=repositories,
-            keyring=self.strs(contents.get("keyring"), f"{where}.contents.keyring"),
-            packages=self.strs(contents.get("packages"), f"{where}.contents.packages"),
-            environment=self.pairs(f.get("environment"), f"{where}.environment"),
-            accounts=self.accounts(f.get("accounts"), f"{where}.accounts"),
-        )
-
-    def accounts(self, node: Optional[yaml.Node], where: str) -> Accounts:
-        f = self.src.mapping(node, where, frozenset(("run-as", "users", "groups")))
-        users = []
-        for i, item in enumerate(self.src.sequence(f.get("users"), f"{where}.users")):
-            w = f"{where}.users[{i}]"
-            u = self.src.mapping(item, w, frozenset(("username", "uid", "gid", "shell", "homedir")))
-            users.append(
-                User(
-                    username=self.src.string(u.get("username"), f"{w}.username"),
-                    uid=self.src.integer(u["uid"], f"{w}.uid") if "uid" in u else None,
-                    gid=self.src.integer(u["gid"], f"{w}.gid") if "gid" in u else None,
-                    shell=self.src.string(u.get("shell"), f"{w}.shell"),
-                    homedir=self.src.string(u.get("homedir"), f"{w}.homedir"),
-                )
-            )
-        groups = []
-        for i, item in enumerate(self.src.sequence(f.get("groups"), f"{where}.groups")):
-            w = f"{where}.groups[{i}]"
-            g = self.src.mapping(item, w, frozenset(("groupname", "gid", "members")))
-            groups.append(
-                Group(
-                    groupname=self.src.string(g.get("groupname"), f"{w}.groupname"),
-                    gid=self.src.integer(g["gid"], f"{w}.gid") if "gid" in g else None,
-                    members=tuple(v for v, _ in self.src.strings(g.get("members"), f"{w}.members")),
-                )
-            )
-        return Accounts(
-            run_as=self.src.string(f.get("run-as"), f"{where}.run-as"),
-            users=tuple(users),
-            groups=tuple(groups),
-        )
-
-    def test(self, node: Optional[yaml.Node], where: str) -> Optional[Test]:
-        if node is None:
-            return None
-        f = self.src.mapping(node, where, frozenset(("environment", "pipeline")))
-        return Test(
-            environment=self.environment(f.get("environment"), f"{where}.environment"),
-            pipeline=self.steps(f.get("pipeline"), f"{where}.pipeline"),
-            line=line_of(node),
-        )
-
     def subpackage(self, node: yaml.Node, where: str, range_key: Optional[str]) -> Subpackage:
-        f = self.src.mapping(node, where, _SUBPACKAGE, _SUBPACKAGE_IGNORED)
-        name = self.s(f.get("name"), f"{where}.name")
-        if not name:
+        sub = self.decode(Subpackage, node, where, range_key=range_key)
+        if not sub.name:
             raise self.src.error(f"{where}: subpackage name is missing", node)
-        return Subpackage(
-            name=name,
-            line=line_of(node),
-            if_=self.s(f.get("if"), f"{where}.if"),
-            description=self.s(f.get("description"), f"{where}.description"),
-            url=self.s(f.get("url"), f"{where}.url"),
-            commit=self.s(f.get("commit"), f"{where}.commit"),
-            dependencies=self.dependencies(f.get("dependencies"), f"{where}.dependencies"),
-            options=self.options(f.get("options"), f"{where}.options"),
-            scriptlets=self.scriptlets(f.get("scriptlets"), f"{where}.scriptlets"),
-            pipeline=self.steps(f.get("pipeline"), f"{where}.pipeline"),
-            test=self.test(f.get("test"), f"{where}.test"),
-            range_key=range_key,
-        )
-
-
-def decode_steps(src: Src, node: Optional[yaml.Node], where: str) -> Tuple[Step, ...]:
-    """Steps of a pipeline definition file (no parse-time substitution)."""
-    return _Decoder(src, {}, _PIPELINE_FILE_STEP).steps(node, where)
+        return sub
 
 
 def decode_step_fields(src: Src, node: yaml.Node, where: str) -> Step:
     """The top level of a pipeline definition file (`description:` is documentation, accepted anywhere)."""
-    return _Decoder(src, {}, _PIPELINE_FILE_STEP).step(node, where)
+    return _Decoder(src, {}, _PIPELINE_FILE_EXTRA).step(node, where)
 
 
 def parse_config(
@@ -400,12 +232,13 @@ def parse_config(
     """Parse and validate a melange YAML; `path` is the display path used in errors."""
     src = Src(path)
     root = compose(path, text)
-    top = src.mapping(root, "top level", _TOP, _TOP_IGNORED)
+    raw = _Decoder(src, {})
+    top = raw.fields(Configuration, root, "top level")
 
     pkg_node = top.get("package")
     if pkg_node is None:
         raise src.error("package is missing", line=1)
-    pf = src.mapping(pkg_node, "package", _PACKAGE, _PACKAGE_IGNORED)
+    pf = raw.fields(Package, pkg_node, "package")
     name = src.string(pf.get("name"), "package.name")
     version = src.string(pf.get("version"), "package.version")
     if not name:
@@ -418,7 +251,8 @@ def parse_config(
     description = src.string(pf.get("description"), "package.description")
 
     base = base_substitutions(name, version, str(epoch), description, arch)
-    vars_ = _resolve_vars(src, top, base, extra_vars)
+    transforms = _top(raw, top, "var_transforms")
+    vars_ = _resolve_vars(src, top, base, extra_vars, transforms)
 
     ptmap = {
         "package.name": name,
@@ -430,23 +264,7 @@ def parse_config(
     ptmap.update((f"vars.{k}", v) for k, v in vars_)
     dec = _Decoder(src, ptmap)
 
-    package = Package(
-        name=dec.s(pf.get("name"), "package.name"),
-        version=dec.s(pf.get("version"), "package.version"),
-        epoch=epoch,
-        line=line_of(pkg_node),
-        description=dec.s(pf.get("description"), "package.description"),
-        url=dec.s(pf.get("url"), "package.url"),
-        commit=dec.s(pf.get("commit"), "package.commit"),
-        copyright=dec.copyright(pf.get("copyright"), "package.copyright"),
-        dependencies=dec.dependencies(pf.get("dependencies"), "package.dependencies"),
-        options=dec.options(pf.get("options"), "package.options"),
-        scriptlets=dec.scriptlets(pf.get("scriptlets"), "package.scriptlets"),
-        target_architecture=dec.strs(pf.get("target-architecture"), "package.target-architecture"),
-        timeout=src.string(pf.get("timeout"), "package.timeout"),
-        resources=dec.resources(pf.get("resources"), "package.resources"),
-        test_resources=dec.resources(pf.get("test-resources"), "package.test-resources"),
-    )
+    package: Package = dec.build(Package, pkg_node, "package", pf, epoch=epoch)
     if not PACKAGE_NAME.match(package.name):
         raise src.error(f"package.name {package.name!r} is not a valid package name", pf.get("name"))
     if not PACKAGE_VERSION.match(package.version):
@@ -456,18 +274,18 @@ def parse_config(
             pf.get("version"),
         )
 
-    data = _data(src, top.get("data"))
+    data = _data(src, _top(raw, top, "data"))
     subpackages: List[Subpackage] = []
     seen: Dict[str, int] = {package.name: package.line}
     for i, node in enumerate(src.sequence(top.get("subpackages"), "subpackages")):
         where = f"subpackages[{i}]"
-        sf = src.mapping(node, where, _SUBPACKAGE, _SUBPACKAGE_IGNORED)
+        sf = raw.fields(Subpackage, node, where)
         range_name = src.string(sf.get("range"), f"{where}.range")
         if range_name:
             if range_name not in data:
                 raise src.error(f"{where} uses undefined range {range_name!r}", sf["range"])
             expanded = []
-            for key, value in sorted(data[range_name]):
+            for key, value in sorted(data[range_name].items):
                 rdec = _Decoder(src, {**ptmap, "range.key": key, "range.value": value})
                 expanded.append(rdec.subpackage(node, where, key))
         else:
@@ -489,14 +307,22 @@ def parse_config(
     return Configuration(
         path=path,
         package=package,
-        environment=dec.environment(top.get("environment"), "environment"),
-        pipeline=dec.steps(top.get("pipeline"), "pipeline"),
+        environment=_top(dec, top, "environment"),
+        pipeline=_top(dec, top, "pipeline"),
         subpackages=tuple(subpackages),
         vars=tuple(vars_),
-        test=dec.test(top.get("test"), "test"),
+        test=_top(dec, top, "test"),
         build_options=build_options,
+        var_transforms=transforms,
+        data=tuple(data.values()),
         update=to_plain(top.get("update")),
     )
+
+
+def _top(dec: _Decoder, top: Dict[str, yaml.Node], name: str) -> Any:
+    """A top-level field of `Configuration` read as the schema declares it."""
+    spec = next(s for s in sc.schema(Configuration).fields if s.name == name)
+    return dec.read(spec, top, "")
 
 
 def _option_names(src: Src, node: Optional[yaml.Node]):
@@ -511,7 +337,11 @@ def _option_names(src: Src, node: Optional[yaml.Node]):
 
 
 def _resolve_vars(
-    src: Src, top: Dict[str, yaml.Node], base: Dict[str, str], extra_vars: Sequence[Tuple[str, str]]
+    src: Src,
+    top: Dict[str, yaml.Node],
+    base: Dict[str, str],
+    extra_vars: Sequence[Tuple[str, str]],
+    transforms: Sequence[VarTransform],
 ) -> List[Tuple[str, str]]:
     """vars (each may use package.*, build.* and earlier vars), overridden by --var, then var-transforms."""
     raw = src.string_map(top.get("vars"), "vars")
@@ -535,27 +365,19 @@ def _resolve_vars(
         scope[f"vars.{k}"] = value
         out.append((k, value))
 
-    for i, node in enumerate(src.sequence(top.get("var-transforms"), "var-transforms")):
+    for i, vt in enumerate(transforms):
         where = f"var-transforms[{i}]"
-        f = src.mapping(node, where, frozenset(("from", "match", "replace", "to")))
-        vt = VarTransform(
-            from_=src.string(f.get("from"), f"{where}.from"),
-            match=src.string(f.get("match"), f"{where}.match"),
-            replace=src.string(f.get("replace"), f"{where}.replace"),
-            to=src.string(f.get("to"), f"{where}.to"),
-            line=line_of(node),
-        )
         if not vt.to:
-            raise src.error(f"{where}: `to` is missing", node)
+            raise src.error(f"{where}: `to` is missing", line=vt.line)
         try:
             source = substitute(vt.from_, scope, strict=True)
         except SubstitutionError as e:
-            raise src.error(f"{where}.from: {e.message}", node) from None
+            raise src.error(f"{where}.from: {e.message}", line=vt.line) from None
         try:
             value = replace_all(vt.match, source, vt.replace)
         except re.error as e:
             raise src.error(
-                f"{where}.match: {vt.match!r} is not a valid regular expression: {e}", node
+                f"{where}.match: {vt.match!r} is not a valid regular expression: {e}", line=vt.line
             ) from None
         scope[f"vars.{vt.to}"] = value
         out = [(k, v) for k, v in out if k != vt.to]
@@ -563,15 +385,13 @@ def _resolve_vars(
     return out
 
 
-def _data(src: Src, node: Optional[yaml.Node]) -> Dict[str, List[Tuple[str, str]]]:
-    out: Dict[str, List[Tuple[str, str]]] = {}
-    for i, item in enumerate(src.sequence(node, "data")):
+def _data(src: Src, ranges: Sequence[DataRange]) -> Dict[str, DataRange]:
+    out: Dict[str, DataRange] = {}
+    for i, entry in enumerate(ranges):
         where = f"data[{i}]"
-        f = src.mapping(item, where, frozenset(("name", "items")))
-        name = src.string(f.get("name"), f"{where}.name")
-        if not name:
-            raise src.error(f"{where}: name is missing", item)
-        if name in out:
-            raise src.error(f"{where}: duplicate range name {name!r}", item)
-        out[name] = [(k, v) for k, v, _ in src.string_map(f.get("items"), f"{where}.items")]
+        if not entry.name:
+            raise src.error(f"{where}: name is missing", line=entry.line)
+        if entry.name in out:
+            raise src.error(f"{where}: duplicate range name {entry.name!r}", line=entry.line)
+        out[entry.name] = entry
     return out
