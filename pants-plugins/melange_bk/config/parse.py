@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequ
 import yaml
 
 from melange_bk.config import arch as arch_mod
+from melange_bk.config import limits
 from melange_bk.config import schema as sc
 from melange_bk.config.model import Configuration, DataRange, Package, Step, Subpackage, VarTransform
 from melange_bk.config.subst import SubstitutionError, substitute
@@ -65,20 +66,24 @@ class _Decoder:
         self.ptmap = ptmap
         self.extra = extra or {}  # keys a class accepts beyond its fields (pipeline definition files)
 
+    def sub(self, value: str, where: str, line: Optional[int]) -> str:
+        if not self.ptmap:
+            return value
+        try:
+            return substitute(value, self.ptmap, strict=False)
+        except SubstitutionError as e:  # only ValueTooLong when not strict
+            raise self.src.error(f"{where}: {e.message}", line=line) from None
+
     def s(self, node: Optional[yaml.Node], where: str, default: str = "") -> str:
         value = self.src.string(node, where, default)
-        return substitute(value, self.ptmap, strict=False) if self.ptmap else value
+        return self.sub(value, where, line_of(node) if node is not None else None)
 
     def strs(self, node: Optional[yaml.Node], where: str) -> Tuple[str, ...]:
-        values = self.src.strings(node, where)
-        if self.ptmap:
-            return tuple(substitute(v, self.ptmap, strict=False) for v, _ in values)
-        return tuple(v for v, _ in values)
+        return tuple(self.sub(v, where, line) for v, line in self.src.strings(node, where))
 
     def pairs(self, node: Optional[yaml.Node], where: str) -> Tuple[Tuple[str, str], ...]:
         return tuple(
-            (k, substitute(v, self.ptmap, strict=False) if self.ptmap else v)
-            for k, v, _ in self.src.string_map(node, where)
+            (k, self.sub(v, f"{where}.{k}", line)) for k, v, line in self.src.string_map(node, where)
         )
 
     # -- the generic part: any dataclass of the model --------------------------------------------------------------
@@ -172,7 +177,7 @@ class _Decoder:
     ) -> Tuple[Tuple[str, str, int], ...]:
         """A step's `with:`: (input, value, line)."""
         return tuple(
-            (k, substitute(v, self.ptmap, strict=False) if self.ptmap else v, line)
+            (k, self.sub(v, f"{_join(where, spec.keys[0])}.{k}", line), line)
             for k, v, line in self.src.string_map(f.get(spec.keys[0]), _join(where, spec.keys[0]))
         )
 
@@ -222,6 +227,7 @@ def decode_step_fields(src: Src, node: yaml.Node, where: str) -> Step:
     return _Decoder(src, {}, _PIPELINE_FILE_EXTRA).step(node, where)
 
 
+@limits.substitution_budget
 def parse_config(
     path: str,
     text: str,
@@ -277,6 +283,7 @@ def parse_config(
     data = _data(src, _top(raw, top, "data"))
     subpackages: List[Subpackage] = []
     seen: Dict[str, int] = {package.name: package.line}
+    budget = limits.RangeBudget(path)
     for i, node in enumerate(src.sequence(top.get("subpackages"), "subpackages")):
         where = f"subpackages[{i}]"
         sf = raw.fields(Subpackage, node, where)
@@ -284,11 +291,13 @@ def parse_config(
         if range_name:
             if range_name not in data:
                 raise src.error(f"{where} uses undefined range {range_name!r}", sf["range"])
+            budget.add(line_of(node), len(data[range_name].items), node)
             expanded = []
             for key, value in sorted(data[range_name].items):
                 rdec = _Decoder(src, {**ptmap, "range.key": key, "range.value": value})
                 expanded.append(rdec.subpackage(node, where, key))
         else:
+            budget.add(line_of(node), 1, node)
             expanded = [dec.subpackage(node, where, None)]
         for sub in expanded:
             if not PACKAGE_NAME.match(sub.name):

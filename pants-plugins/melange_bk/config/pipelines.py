@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Set, Tuple
 
 try:
     from importlib.resources import files as _resource_files
 except ImportError:  # pragma: no cover - Python < 3.9
     _resource_files = None  # type: ignore[assignment]
 
+from melange_bk.config import limits
 from melange_bk.config.model import Step
 from melange_bk.config.parse import decode_step_fields
 from melange_bk.config.yamlsrc import Src, compose, one_line, read_text
@@ -87,8 +88,17 @@ class Resolver:
     def __init__(self, pipeline_dirs: Sequence[str] = ()) -> None:
         self.pipeline_dirs = tuple(pipeline_dirs)
         self._cache: Dict[str, Optional[PipelineDef]] = {}
+        self._checked: Set[str] = set()
 
     def resolve(self, uses: str) -> Optional[PipelineDef]:
+        """The definition of `uses` (None when unknown), once its `uses:` graph was checked for cycles and depth."""
+        result = self._lookup(uses)
+        if result is not None and uses not in self._checked:
+            limits.check_uses(uses, result.display, result.step, self._lookup)
+            self._checked.add(uses)
+        return result
+
+    def _lookup(self, uses: str) -> Optional[PipelineDef]:
         if uses in self._cache:
             return self._cache[uses]
         result = self._resolve(uses)

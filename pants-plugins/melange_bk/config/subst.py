@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Optional
 
+from melange_bk.config import limits
+from melange_bk.errors import ConfigError
+
 _VAR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 _WS = " \t\r\n"
 
@@ -25,6 +28,16 @@ class SubstitutionError(Exception):
 
 class UndefinedVariable(SubstitutionError):
     pass
+
+
+class ValueTooLong(SubstitutionError, ConfigError):
+    """The result would be longer than `limits.MAX_VALUE_CHARS` (raised whether strict or not). Callers locate it
+    as any SubstitutionError; one that does not still ends as a one-line ConfigError."""
+
+    def __init__(self, message: str, offset: int, name: str = "") -> None:
+        ConfigError.__init__(self, message)
+        self.offset = offset
+        self.name = name
 
 
 def _scan(text: str, start: int):
@@ -57,12 +70,14 @@ def substitute(
 
     strict: an unknown name or malformed reference raises; otherwise it is left as written.
     fallback: consulted for names not in `lookup` (returns None when unknown).
+    A result longer than `limits.MAX_VALUE_CHARS` raises `ValueTooLong` (at the reference that makes it so).
     """
     pos = text.find("${{")
     if pos < 0:
         return text
     out = []
     last = 0
+    size = len(text)  # of the result so far, with the references not replaced yet still in
     while pos >= 0:
         name, end = _scan(text, pos)
         if name is None:
@@ -78,11 +93,16 @@ def substitute(
             if strict:
                 raise UndefinedVariable(f'undefined variable "{name}"', pos, name)
         else:
+            size += len(value) - (end - pos)
+            if size > limits.MAX_VALUE_CHARS:
+                raise ValueTooLong(limits.VALUE_TOO_LONG, pos, name)
             out.append(text[last:pos])
             out.append(value)
             last = end
         pos = text.find("${{", end)
     out.append(text[last:])
+    if last and not limits.spend(size):
+        raise ValueTooLong(limits.TOO_MUCH_SUBSTITUTED, 0)
     return "".join(out)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 import yaml
 
+from melange_bk.config import limits
 from melange_bk.errors import ConfigError
 
 try:  # the C composer is ~10x faster; fall back to pure Python
@@ -54,16 +55,20 @@ def read_text(path: str, what: str = "") -> str:
     """A YAML file's text; an unreadable or non-UTF-8 file is a ConfigError naming it (and `what` it is)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return f.read()
+            text = f.read(limits.MAX_YAML_CHARS + 1)  # never more: compose refuses a longer one
     except OSError as e:
         raise ConfigError(f"cannot read{' ' + what if what else ''}: {e.strerror}", path=path) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{what + ' is ' if what else ''}not UTF-8 text", path=path) from None
+    limits.check_yaml_size(path, text)
+    return text
 
 
 def compose(path: str, text: str) -> yaml.Node:
+    """The document's node tree, within the bounds of `limits` (size, nesting, alias expansion)."""
+    limits.check_yaml_size(path, text)
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = _compose(path, _Loader(text))
     except yaml.reader.ReaderError as e:  # a character YAML does not allow (NUL, other control characters)
         raise ConfigError(
             (
@@ -89,6 +94,95 @@ def compose(path: str, text: str) -> yaml.Node:
         raise ConfigError("empty document: expected a mapping", path=path, line=1)
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError("expected a mapping at the top of the document", path=path, line=line_of(node))
+    return node
+
+
+def _compose(path: str, loader: Any) -> Optional[yaml.Node]:
+    """PyYAML's `Composer.get_single_node` over the (C) parser's events, without recursion (libyaml's own
+    composer recurses in C and crashes on deep nesting) and counting what aliases expand to.
+
+    An anchor is defined once its node is complete, so an alias cannot refer to the node that contains it."""
+    ev = yaml.events
+    loader.get_event()  # StreamStart
+    if loader.check_event(ev.StreamEndEvent):
+        loader.get_event()
+        return None
+    loader.get_event()  # DocumentStart
+    anchors: Dict[str, Tuple[yaml.Node, int, int]] = {}  # anchor -> (node, expanded nodes, nesting)
+    # per open collection: [node, anchor, `total` before it, nesting below it, pending mapping key]
+    stack: List[List[Any]] = []
+    total = 0
+    aliased = False
+    while True:
+        event = loader.get_event()
+        kind = type(event)
+        if kind is ev.AliasEvent:
+            if event.anchor not in anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"found undefined alias {event.anchor!r}", event.start_mark
+                )
+            node, size, height = anchors[event.anchor]
+            aliased = True
+            if len(stack) + height > limits.MAX_YAML_DEPTH:
+                raise limits.too_deep(path, event.start_mark.line + 1)
+        elif kind is ev.SequenceEndEvent or kind is ev.MappingEndEvent:
+            node, anchor, before, height, _ = stack.pop()
+            node.end_mark = event.end_mark
+            height += 1
+            if anchor is not None:
+                anchors[anchor] = (node, total - before, height)
+            size = 0  # counted as it was composed
+        else:
+            anchor = event.anchor
+            if anchor is not None and anchor in anchors:
+                raise yaml.composer.ComposerError(
+                    f"found duplicate anchor {anchor!r}; first occurrence",
+                    anchors[anchor][0].start_mark,
+                    "second occurrence",
+                    event.start_mark,
+                )
+            tag = event.tag
+            if kind is ev.ScalarEvent:
+                if tag is None or tag == "!":
+                    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+                node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+                size, height = 1, 0
+                if anchor is not None:
+                    anchors[anchor] = (node, 1, 0)
+            else:  # a collection starts
+                cls = yaml.SequenceNode if kind is ev.SequenceStartEvent else yaml.MappingNode
+                if tag is None or tag == "!":
+                    tag = loader.resolve(cls, None, event.implicit)
+                node = cls(tag, [], event.start_mark, None, flow_style=event.flow_style)
+                if len(stack) >= limits.MAX_YAML_DEPTH:
+                    raise limits.too_deep(path, event.start_mark.line + 1)
+                stack.append([node, anchor, total, 0, None])
+                total += 1
+                continue
+        total += size
+        if total > limits.MAX_YAML_NODES:
+            raise limits.too_many_nodes(path, event.start_mark.line + 1, aliased)
+        if not stack:
+            break
+        parent = stack[-1]
+        parent[3] = max(parent[3], height)
+        if parent[0].__class__ is yaml.SequenceNode:
+            parent[0].value.append(node)
+        elif parent[4] is None:
+            parent[4] = node
+        else:
+            parent[0].value.append((parent[4], node))
+            parent[4] = None
+    loader.get_event()  # DocumentEnd
+    if not loader.check_event(ev.StreamEndEvent):
+        event = loader.get_event()
+        raise yaml.composer.ComposerError(
+            "expected a single document in the stream",
+            node.start_mark,
+            "but found another document",
+            event.start_mark,
+        )
+    loader.get_event()
     return node
 
 

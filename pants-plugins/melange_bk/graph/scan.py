@@ -7,16 +7,15 @@ line numbers. Full validation is the compiler's job (`melange_bk.plan.compile`).
 
 from __future__ import annotations
 
-import re
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import yaml
 
+from melange_bk.config import limits
+from melange_bk.config.subst import SubstitutionError, substitute
 from melange_bk.config.yamlsrc import compose
 from melange_bk.errors import ConfigError
 from melange_bk.graph.model import PackageNode, strip_constraint
-
-_VAR = re.compile(r"\$\{\{\s*([a-zA-Z0-9_.-]+)\s*\}\}")
 
 
 def _get(node: Optional[yaml.Node], key: str) -> Optional[yaml.Node]:
@@ -45,10 +44,15 @@ def _steps(pipeline: Optional[yaml.Node]) -> Iterator[yaml.Node]:
             yield from _steps(_get(step, "pipeline"))
 
 
-def _subst(text: str, values: Dict[str, str]) -> str:
-    return _VAR.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+def _subst(text: str, values: Dict[str, str], path: str, line: int) -> str:
+    """The compiler's substitution, leaving unknown names as written."""
+    try:
+        return substitute(text, values, strict=False)
+    except SubstitutionError as e:  # only ValueTooLong when not strict
+        raise ConfigError(e.message, path=path, line=line) from None
 
 
+@limits.substitution_budget
 def scan_yaml(path: str, text: str) -> PackageNode:
     """`path` is the repository-relative path used in messages and as the node's identity."""
     root = compose(path, text)  # the compiler's: same errors for the same YAML
@@ -64,24 +68,25 @@ def scan_yaml(path: str, text: str) -> PackageNode:
     if isinstance(vars_node, yaml.MappingNode):
         for k, v in vars_node.value:
             if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode):
-                values[f"vars.{k.value}"] = _subst(v.value, values)
+                values[f"vars.{k.value}"] = _subst(v.value, values, path, k.start_mark.line + 1)
 
     provides: List[str] = [name]
     build: List[Tuple[str, int]] = []
     test: List[Tuple[str, int]] = []
 
     def add_provides(pkg: Optional[yaml.Node], extra: Dict[str, str]) -> None:
-        for dep, _line in _scalars(_get(_get(pkg, "dependencies"), "provides")):
-            stripped = strip_constraint(_subst(dep, extra))
+        for dep, line in _scalars(_get(_get(pkg, "dependencies"), "provides")):
+            stripped = strip_constraint(_subst(dep, extra, path, line))
             if stripped:
                 provides.append(stripped)
 
     def add_needs(section: Optional[yaml.Node], out: List[Tuple[str, int]], extra: Dict[str, str]) -> None:
         env = _get(_get(section, "environment"), "contents")
-        out.extend((_subst(n, extra), line) for n, line in _scalars(_get(env, "packages")))
+        out.extend((_subst(n, extra, path, line), line) for n, line in _scalars(_get(env, "packages")))
         for step in _steps(_get(section, "pipeline")):
             out.extend(
-                (_subst(n, extra), line) for n, line in _scalars(_get(_get(step, "needs"), "packages"))
+                (_subst(n, extra, path, line), line)
+                for n, line in _scalars(_get(_get(step, "needs"), "packages"))
             )
 
     add_provides(package, values)
@@ -89,17 +94,18 @@ def scan_yaml(path: str, text: str) -> PackageNode:
     add_needs(_get(root, "test"), test, values)
 
     subpackages = _get(root, "subpackages")
+    budget = limits.RangeBudget(path)
     if isinstance(subpackages, yaml.SequenceNode):
         for sub in subpackages.value:
-            for extra in _range_values(root, sub, values):
+            for extra in _range_values(root, sub, values, budget):
                 sub_name = _scalar(_get(sub, "name"))
                 if sub_name:
-                    provides.append(_subst(sub_name, extra))
+                    provides.append(_subst(sub_name, extra, path, sub.start_mark.line + 1))
                 add_provides(sub, extra)
                 # subpackage pipelines run in the same build: their needs are build needs
                 for step in _steps(_get(sub, "pipeline")):
                     build.extend(
-                        (_subst(n, extra), line)
+                        (_subst(n, extra, path, line), line)
                         for n, line in _scalars(_get(_get(step, "needs"), "packages"))
                     )
                 add_needs(_get(sub, "test"), test, extra)
@@ -122,10 +128,13 @@ def scan_yaml(path: str, text: str) -> PackageNode:
     )
 
 
-def _range_values(root: yaml.Node, sub: yaml.Node, values: Dict[str, str]) -> Iterator[Dict[str, str]]:
+def _range_values(
+    root: yaml.Node, sub: yaml.Node, values: Dict[str, str], budget: limits.RangeBudget
+) -> Iterator[Dict[str, str]]:
     """One substitution map per expanded subpackage (a single one when there is no `range:`)."""
     range_name = _scalar(_get(sub, "range"))
     if not range_name:
+        budget.add(sub.start_mark.line + 1, 1, sub)
         yield values
         return
     data = _get(root, "data")
@@ -134,6 +143,7 @@ def _range_values(root: yaml.Node, sub: yaml.Node, values: Dict[str, str]) -> It
             if _scalar(_get(entry, "name")) == range_name:
                 items = _get(entry, "items")
                 if isinstance(items, yaml.MappingNode):
+                    budget.add(sub.start_mark.line + 1, len(items.value), sub)
                     for k, v in sorted(((k.value, _scalar(v) or "") for k, v in items.value)):
                         yield {**values, "range.key": k, "range.value": v}
                 return

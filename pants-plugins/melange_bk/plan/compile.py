@@ -10,7 +10,7 @@ import posixpath
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from melange_bk.config import cond
+from melange_bk.config import cond, limits
 from melange_bk.config import model as m
 from melange_bk.config.arch import normalize
 from melange_bk.config.parse import OUTDIR, base_substitutions, parse_config
@@ -66,6 +66,7 @@ class _Compiler:
         self.cfg = cfg
         self.path = cfg.path
         self.resolver = resolver
+        self.counter = limits.StepCounter()
 
     def err(self, message: str, line: Optional[int]) -> ConfigError:
         return ConfigError(one_line(message), path=self.path, line=line)
@@ -99,6 +100,9 @@ class _Compiler:
         in_user_file = frame.user_line is None
         line = step.line if in_user_file else frame.user_line
         what = f"{frame.label} step {sid}" if in_user_file else f"{frame.label} step {sid} (in {frame.uses})"
+        too_much = self.counter.count(sid.count(".") + 1)
+        if too_much:
+            raise self.err(f"{what}: {too_much}", line)
         if not step.uses or step.pipeline:
             return _Call(step, sid, step, "", None, what, line, in_user_file)
         try:
@@ -134,7 +138,7 @@ class _Compiler:
                 value = decl.default
             if decl.required and value == "":
                 raise self.err(f'{call.what}: pipeline "{call.uses}" requires input "{name}"', call.line)
-            raw[name] = substitute(value, scope, strict=False)
+            raw[name] = self._lenient(value, scope, call.what, call.line)
         for name, value in raw.items():
             scope[f"inputs.{name}"] = value
         for name in raw:
@@ -205,7 +209,7 @@ class _Compiler:
             needs=tuple(sorted(set(frame.needs) | set(needs))),
             user_line=None if (call.in_user_file and call.defn is None) else call.line,
             uses=call.uses or frame.uses,
-            name=substitute(call.step.name, scope, strict=False) or call.uses or frame.name,
+            name=self._lenient(call.step.name, scope, call.what, call.line) or call.uses or frame.name,
         )
 
     def _emit(
@@ -252,6 +256,12 @@ class _Compiler:
             needs=inner.needs,
             source=source,
         )
+
+    def _lenient(self, text: str, scope: Mapping[str, str], what: str, line: Optional[int]) -> str:
+        try:
+            return substitute(text, scope, strict=False)
+        except SubstitutionError as e:  # only ValueTooLong when not strict
+            raise self.err(f"{what}: {e.message}", line) from None
 
     def _resolve(
         self, scope: Dict[str, str], key: str, what: str, line: Optional[int], depth: int = 0
@@ -434,6 +444,7 @@ class _Compiler:
         )
 
 
+@limits.substitution_budget
 def compile_config(
     cfg: m.Configuration, *, arch: str = "x86_64", resolver: Optional[Resolver] = None
 ) -> p.BuildPlan:
