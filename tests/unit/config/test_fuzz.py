@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, Dict
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from melange_bk.cli.main import main
 from melange_bk.config.pipelines import builtin_names
 from melange_bk.errors import MelangeError
+from melange_bk.graph.scan import scan_yaml
 from melange_bk.plan.compile import compile_text
 
 FUZZ = settings(
@@ -381,3 +383,126 @@ def test_fuzz_reaches_plans(pipeline_dir: str) -> None:
         pipeline_dirs=(pipeline_dir,),
     )
     assert plan.steps[0].runs == "make -C ."
+
+
+# --- structure-aware hostile documents (issue 19): aliases, nested pipelines, var chains, ranges ---------------------
+# Sized around the bounds of melange_bk.config.limits, so that examples fall on both sides of each. Whatever they
+# are, the compiler and the graph scan return or raise a one-line MelangeError, within a time bound (the memory
+# bound of each worst case is enforced in test_hostile.py, in a child process).
+
+HOSTILE = settings(FUZZ, max_examples=40)
+PER_EXAMPLE = 30.0  # seconds, for a loaded 2-core machine
+
+
+def check_bounded(text: str, pipeline_dir: str) -> None:
+    start = time.monotonic()
+    check_compile(text, pipeline_dir)
+    try:
+        scan_yaml("fuzz.yaml", text)
+    except MelangeError as e:
+        assert "\n" not in str(e), repr(str(e))
+    assert time.monotonic() - start < PER_EXAMPLE
+
+
+@st.composite
+def alias_documents(draw: st.DrawFn) -> str:
+    """Anchors that alias the level before, `fan` times, `levels` deep: in the pipeline, in a subpackage, in a
+    kept-but-unread section, or in vars (where a collection is not allowed)."""
+    levels, fan = draw(st.integers(1, 9)), draw(st.integers(1, 12))
+    where = draw(st.sampled_from(["pipeline", "subpackage", "update", "vars"]))
+    refs = [", ".join([f"*a{i - 1}"] * fan) for i in range(1, levels + 1)]
+    if where in ("pipeline", "subpackage"):
+        items = ["&a0 {runs: echo}"] + [f"&a{i + 1} {{pipeline: [{r}]}}" for i, r in enumerate(refs)]
+        body = "".join(f"  - {item}\n" for item in items)
+        if where == "subpackage":
+            body = "subpackages:\n  - name: sub\n    pipeline:\n" + body.replace("  - ", "      - ")
+        else:
+            body = "pipeline:\n" + body
+    elif where == "update":
+        body = "update:\n  x0: &a0 [v]\n" + "".join(
+            f"  x{i + 1}: &a{i + 1} [{r}]\n" for i, r in enumerate(refs)
+        )
+    else:
+        body = "vars:\n  x0: &a0 v\n  x1: *a0\n  x2: &a1 [*a0]\n"
+    return HEAD + body
+
+
+@st.composite
+def var_chains(draw: st.DrawFn) -> str:
+    """Vars each made of references to earlier ones (sometimes to itself or a later one), used in a script."""
+    n = draw(st.integers(1, 45))
+    lines = ["vars:", "  v0: " + draw(st.sampled_from(["ab", "x" * 1000, "${{package.name}}"]))]
+    for i in range(1, n):
+        refs = draw(st.lists(st.integers(0, i + 1), min_size=1, max_size=3))
+        lines.append(f"  v{i}: '" + "".join(f"${{{{vars.v{r}}}}}" for r in refs) + "'")
+    uses = draw(st.integers(1, 300))
+    return HEAD + "\n".join(lines) + "\npipeline:\n" + f"  - runs: echo ${{{{vars.v{n - 1}}}}}\n" * uses
+
+
+@st.composite
+def ranges(draw: st.DrawFn) -> str:
+    items = draw(st.one_of(st.integers(0, 20), st.integers(9_990, 10_010)))
+    subs = draw(st.integers(1, 3))
+    steps = draw(st.integers(1, 60))
+    name = draw(
+        st.sampled_from(["${{package.name}}-${{range.key}}", "same", "${{range.value}}", "x${{vars.v}}"])
+    )
+    data = "data:\n  - name: r\n    items: {" + ", ".join(f"k{i}: v{i}" for i in range(items)) + "}\n"
+    sub = f"  - range: r\n    name: {name}\n    pipeline:\n" + "      - runs: echo ${{range.key}}\n" * steps
+    return (
+        HEAD
+        + "vars:\n  v: '"
+        + "y" * draw(st.integers(0, 4000))
+        + "'\n"
+        + data
+        + "subpackages:\n"
+        + sub * subs
+    )
+
+
+@st.composite
+def pipeline_graphs(draw: st.DrawFn) -> Dict[str, str]:
+    """Pipeline files p0..pN whose steps use each other (cycles, chains and fan-outs, some behind `if:`)."""
+    n = draw(st.integers(1, 40))
+    files = {}
+    for i in range(n):
+        targets = draw(st.lists(st.integers(0, n), max_size=12))
+        steps = [
+            f"  - uses: p{t}\n" + ("    if: ${{build.arch}} == 'nope'\n" if t % 3 == 0 else "")
+            for t in targets
+        ]
+        nested = draw(st.booleans())
+        body = "".join(steps) or "  - runs: echo\n"
+        files[f"p{i}"] = "pipeline:\n" + (
+            "  - pipeline:\n" + body.replace("  - ", "      - ").replace("    if:", "        if:")
+            if nested
+            else body
+        )
+    return files
+
+
+@HOSTILE
+@given(text=alias_documents())
+def test_alias_structures(pipeline_dir: str, text: str) -> None:
+    check_bounded(text, pipeline_dir)
+
+
+@HOSTILE
+@given(text=var_chains())
+def test_var_chains(pipeline_dir: str, text: str) -> None:
+    check_bounded(text, pipeline_dir)
+
+
+@settings(HOSTILE, max_examples=10)
+@given(text=ranges())
+def test_ranges(pipeline_dir: str, text: str) -> None:
+    check_bounded(text, pipeline_dir)
+
+
+@HOSTILE
+@given(files=pipeline_graphs(), fan=st.integers(1, 5))
+def test_nested_pipelines(files: Dict[str, str], fan: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, body in files.items():
+            Path(tmp, f"{name}.yaml").write_text(body, encoding="utf-8")
+        check_bounded(HEAD + "pipeline:\n" + "  - uses: p0\n" * fan, tmp)
