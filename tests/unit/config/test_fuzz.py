@@ -348,7 +348,7 @@ LAUGHS = "".join(
             ":6: YAML nested deeper than 64 levels",
             id="deep-vars",
         ),
-        pytest.param(LAUGHS + HEAD, "unknown field 'l0'", id="billion-laughs"),
+        pytest.param(LAUGHS + HEAD, "YAML aliases expand the document to more than", id="billion-laughs"),
         pytest.param(HEAD + "vars:\n  x: *nope\n", "invalid YAML", id="undefined-alias"),
         pytest.param(
             "!!python/object/apply:os.system ['touch /tmp/pwned']\n", "expected a mapping", id="python-tag"
