@@ -18,8 +18,8 @@ from melange_bk.errors import ConfigError
 MAX_YAML_CHARS = 1024 * 1024  # Wolfi: 68,385 (ceph-20.yaml)
 # Nesting of collections in a YAML document, after alias expansion (the top-level mapping is 1).
 MAX_YAML_DEPTH = 64  # Wolfi: 9 (python-3.14.yaml)
-# Nodes (scalars and collections) of a YAML document, counting every alias as a copy of what it refers to; a
-# `range:` subpackage counts as one copy of itself per item.
+# Nodes (scalars and collections) of a YAML document, counting every alias as a copy of what it refers to; also
+# (separately) the copies `range:` makes of its subpackages, one per item.
 MAX_YAML_NODES = 100_000  # Wolfi: 2,725 (font-noto.yaml's range:; no Wolfi YAML uses an alias)
 # Characters in one value after `${{...}}` substitution (a var, an input, a script, a name).
 MAX_VALUE_CHARS = 1024 * 1024  # Wolfi: 22,382 (dagger.yaml)

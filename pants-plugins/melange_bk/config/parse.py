@@ -388,6 +388,8 @@ def _resolve_vars(
             raise src.error(
                 f"{where}.match: {vt.match!r} is not a valid regular expression: {e}", line=vt.line
             ) from None
+        except SubstitutionError as e:  # ValueTooLong
+            raise src.error(f"{where}: {e.message}", node) from None
         scope[f"vars.{vt.to}"] = value
         out = [(k, v) for k, v in out if k != vt.to]
         out.append((vt.to, value))

@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from typing import Dict, Pattern
 
+from melange_bk.config import limits
+from melange_bk.config.subst import ValueTooLong
+
 _NAMED_GROUP = re.compile(r"\(\?<([A-Za-z_][A-Za-z0-9_]*)>")
 _POSIX_CLASSES = {
     "[:alnum:]": "a-zA-Z0-9",
@@ -81,8 +84,19 @@ def _group(name: str, match: re.Match[str]) -> str:
 
 
 def replace_all(pattern: str, source: str, template: str) -> str:
-    """Go's `regexp.ReplaceAllString(source, template)`."""
-    return compile_go_regexp(pattern).sub(lambda m: go_expand(template, m), source)
+    """Go's `regexp.ReplaceAllString(source, template)`; a result longer than `limits.MAX_VALUE_CHARS` raises
+    `ValueTooLong` (an empty match at every character, each replaced by a long template, would be quadratic).
+    """
+    size = [len(source)]
+
+    def expand(m: re.Match[str]) -> str:
+        out = go_expand(template, m)
+        size[0] += len(out) - (m.end() - m.start())
+        if size[0] > limits.MAX_VALUE_CHARS:
+            raise ValueTooLong(limits.VALUE_TOO_LONG, m.start())
+        return out
+
+    return compile_go_regexp(pattern).sub(expand, source)
 
 
 def to_python_template(template: str) -> str:

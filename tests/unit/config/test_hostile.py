@@ -254,6 +254,22 @@ def test_many_steps_in_the_file(tmp_path: Path) -> None:
     )
 
 
+def test_var_transform_that_multiplies(tmp_path: Path) -> None:
+    """An empty match at each of 1,000 characters, each replaced by 2,000 characters: 2 MB from a short file."""
+    _tree(
+        tmp_path,
+        HEAD
+        + "vars:\n  v: '"
+        + "x" * 1000
+        + "'\nvar-transforms:\n  - from: ${{vars.v}}\n    match: ''\n    replace: '"
+        + "y" * 2000
+        + "'\n    to: w\n",
+    )
+    assert compile_error(tmp_path) == (
+        f"melange.yaml:8: var-transforms[0]: substituted value is longer than {_n(limits.MAX_VALUE_CHARS)} characters"
+    )
+
+
 def test_many_values_each_within_the_bound(tmp_path: Path) -> None:
     """A 512 KiB var used by 200 steps: each value is allowed, their sum is not."""
     chain = "".join(f"  v{i}: ${{{{vars.v{i - 1}}}}}${{{{vars.v{i - 1}}}}}\n" for i in range(1, 20))
