@@ -15,7 +15,7 @@ import yaml
 from melange_bk.config import limits
 from melange_bk.errors import ConfigError
 
-try:  # the C composer is ~10x faster; fall back to pure Python
+try:  # libyaml's parser (its events are composed by `_compose`) is ~10x faster; fall back to pure Python
     _Loader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
