@@ -33,7 +33,7 @@ MAX_STEP_DEPTH = 64  # Wolfi: 3
 # Pipelines nested through `uses:` (a pipeline that uses a pipeline that uses ...).
 MAX_USES_DEPTH = 32  # Wolfi: 2 (go/build)
 # Subpackages of one YAML, after `range:` expansion.
-MAX_SUBPACKAGES = 10_000  # Wolfi: 110 (font-noto.yaml)
+MAX_SUBPACKAGES = 1_000  # Wolfi: 110 (font-noto.yaml)
 
 
 def _n(value: int) -> str:

@@ -391,7 +391,7 @@ def test_fuzz_reaches_plans(pipeline_dir: str) -> None:
 # bound of each worst case is enforced in test_hostile.py, in a child process).
 
 HOSTILE = settings(FUZZ, max_examples=40)
-PER_EXAMPLE = 30.0  # seconds, for a loaded 2-core machine
+PER_EXAMPLE = 60.0  # seconds, for a loaded 2-core machine (a within-bounds example takes a few)
 
 
 def check_bounded(text: str, pipeline_dir: str) -> None:
@@ -441,7 +441,7 @@ def var_chains(draw: st.DrawFn) -> str:
 
 @st.composite
 def ranges(draw: st.DrawFn) -> str:
-    items = draw(st.one_of(st.integers(0, 20), st.integers(9_990, 10_010)))
+    items = draw(st.one_of(st.integers(0, 20), st.integers(990, 1_010)))
     subs = draw(st.integers(1, 3))
     steps = draw(st.integers(1, 60))
     name = draw(
