@@ -389,7 +389,7 @@ def _resolve_vars(
                 f"{where}.match: {vt.match!r} is not a valid regular expression: {e}", line=vt.line
             ) from None
         except SubstitutionError as e:  # ValueTooLong
-            raise src.error(f"{where}: {e.message}", node) from None
+            raise src.error(f"{where}: {e.message}", line=vt.line) from None
         scope[f"vars.{vt.to}"] = value
         out = [(k, v) for k, v in out if k != vt.to]
         out.append((vt.to, value))
