@@ -173,7 +173,9 @@ def test_range_makes_too_many_subpackages(tmp_path: Path) -> None:
 def test_range_expands_a_large_subpackage(tmp_path: Path) -> None:
     """Few items, each a copy of a subpackage of many nodes."""
     steps = "".join(f"      - runs: echo {i}\n" for i in range(limits.MAX_YAML_NODES // 250))
-    _tree(tmp_path, _range(limits.MAX_SUBPACKAGES // 2).replace("      - runs: echo ${{range.value}}\n", steps))
+    _tree(
+        tmp_path, _range(limits.MAX_SUBPACKAGES // 2).replace("      - runs: echo ${{range.value}}\n", steps)
+    )
     message = f"melange.yaml:9: range: expands the document to more than {_n(limits.MAX_YAML_NODES)} nodes"
     assert compile_error(tmp_path).startswith(message)
     assert scan_error(tmp_path).startswith(message)
