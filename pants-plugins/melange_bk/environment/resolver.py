@@ -104,15 +104,28 @@ class Universe:
         return sort_providers(found, self.position)
 
 
+def provider_rank(
+    exact: bool, version: Optional[str], provider_priority: int, package_version: str
+) -> Tuple[object, ...]:
+    """apk's preference among providers of one name, best (lowest) first: the package of that exact name, then
+    a versioned provide before a virtual one, then the highest provided version, then the highest
+    provider_priority, then the newest package. The environment resolver and the repository graph
+    (`melange_bk.graph`) both rank by it; providers with equal ranks are a tie that only arbitrary order
+    (package name, repository) would break."""
+    return (
+        0 if exact else 1,
+        0 if version is not None else 1,
+        _Desc(version_key(version or "")),
+        -provider_priority,
+        _Desc(version_key(package_version)),
+    )
+
+
 def sort_providers(providers: List[Provider], position: Dict[int, int]) -> List[Provider]:
     def key(p: Provider) -> Tuple[object, ...]:
         return (
-            0 if p.exact else 1,
-            0 if p.version is not None else 1,
-            _Desc(version_key(p.version or "")),
-            -p.package.entry.provider_priority,
+            *provider_rank(p.exact, p.version, p.package.entry.provider_priority, p.package.version),
             p.package.name,
-            _Desc(version_key(p.package.version)),
             position.get(id(p.package), 0),
         )
 
