@@ -78,9 +78,14 @@ class MelangeWorkspaceField(StringField, AsyncFieldMixin, SecondaryOwnerMixin):
     @property
     def filespec(self) -> Filespec:
         base = self.address.spec_path
+        excludes = ["BUILD"]
+        if self.address.is_generated_target:
+            # melange_packages: a flat folder of YAMLs (wolfi-dev/os); the other packages' YAMLs are not this
+            # package's workspace, or touching one YAML would select every package of the folder.
+            excludes += ["*.yaml", "*.yml"]
         return {
             "includes": [os.path.join(base, "**/*") if base else "**/*"],
-            "excludes": [os.path.join(base, "BUILD") if base else "BUILD"],
+            "excludes": [os.path.join(base, e) if base else e for e in excludes],
         }
 
 
