@@ -7,8 +7,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import networkx as nx
 
-from melange_bk.environment.resolver import provider_rank
-from melange_bk.environment.versions import Dependency, VersionError, parse_dependency
+from melange_bk.environment.versions import Dependency, VersionError, parse_dependency, provider_rank
 from melange_bk.errors import ConfigError
 from melange_bk.graph.model import PackageNode, strip_constraint
 
