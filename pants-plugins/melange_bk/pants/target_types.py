@@ -14,6 +14,7 @@ from pants.engine.target import (
     Dependencies,
     InvalidFieldException,
     MultipleSourcesField,
+    OverridesField,
     SecondaryOwnerMixin,
     SingleSourceField,
     SpecialCasedDependencies,
@@ -126,9 +127,23 @@ class MelangePackageTarget(Target):
     )
 
 
+class MelangePackagesOverridesField(OverridesField):
+    help = help_text(
+        """
+        Fields of some generated targets, by YAML file name: e.g. an explicit dependency that settles a tie
+        between providers, `overrides={"docker-cli.yaml": {"dependencies": ["./containerd-2.yaml"]}}`.
+        """
+    )
+
+
 class MelangePackagesGenerator(TargetFilesGenerator):
     alias = "melange_packages"
-    core_fields = (*COMMON_TARGET_FIELDS, MelangeGeneratorSourcesField, MelangeWorkspaceField)
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        MelangeGeneratorSourcesField,
+        MelangeWorkspaceField,
+        MelangePackagesOverridesField,
+    )
     generated_target_cls = MelangePackageTarget
     copied_fields = (*COMMON_TARGET_FIELDS, MelangeWorkspaceField)
     moved_fields = (MelangeDependenciesField, MelangeArchField, MelangeSkipTestField, OutputPathField)
