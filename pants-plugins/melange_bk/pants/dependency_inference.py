@@ -73,12 +73,10 @@ async def melange_repo(all_targets: AllTargets, melange: MelangeSubsystem) -> Me
     )
     paths = [t[MelangeSourceField].file_path for t in tgts]
     with_explicit = [t for t in tgts if t[MelangeDependenciesField].value]
-    contents, explicit_deps = await MultiGet(
-        Get(DigestContents, PathGlobs(paths)),
-        MultiGet(
-            Get(ExplicitlyProvidedDependencies, DependenciesRequest(t[MelangeDependenciesField]))
-            for t in with_explicit
-        ),
+    contents = await Get(DigestContents, PathGlobs(paths))
+    explicit_deps = await MultiGet(
+        Get(ExplicitlyProvidedDependencies, DependenciesRequest(t[MelangeDependenciesField]))
+        for t in with_explicit
     )
     texts = {c.path: c.content for c in contents}
     nodes = []
