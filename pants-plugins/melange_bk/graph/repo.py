@@ -73,6 +73,7 @@ class RepoGraph:
         bootstrap: Iterable[str] = (),
         broken: Optional[Mapping[str, str]] = None,
         check: bool = True,
+        broken_names: Optional[Mapping[str, Sequence[str]]] = None,
     ) -> RepoGraph:
         """Infer edges with apk's provider rules (`environment.resolver.provider_rank`).
 
@@ -80,7 +81,8 @@ class RepoGraph:
         several providers settles a choice. `bootstrap` names packages (package names or YAML paths) whose
         YAML satisfies no other package's need: those needs come from the configured repositories, which is how
         a distribution breaks its build cycles. `broken` maps unreadable YAMLs to their error: each stands for
-        the package named like its file, so that whoever needs it is known to need a broken YAML.
+        the names `broken_names` guesses for it (`graph.scan.guess_names`; default: its file name), so that
+        whoever needs it is known to need a broken YAML.
         With `check`, a remaining cycle raises `CycleError`."""
         by_path: Dict[str, PackageNode] = {}
         for node in nodes:
@@ -91,8 +93,8 @@ class RepoGraph:
         boot = set(bootstrap)
         offers = _offers(n for n in by_path.values() if n.name not in boot and n.path not in boot)
         for path in sorted(broken):
-            name = _stem(path)
-            offers.setdefault(name, []).append(_Offer(path, None, True, 0, ""))
+            for name in sorted(set((broken_names or {}).get(path, ())) | {_stem(path)}):
+                offers.setdefault(name, []).append(_Offer(path, None, True, 0, ""))
         explicit = {k: set(v) for k, v in (explicit or {}).items()}
         needs: List[Need] = []
         errors: Dict[str, str] = {}

@@ -8,6 +8,7 @@ compiler's own functions. Full validation is the compiler's job (`melange_bk.pla
 
 from __future__ import annotations
 
+import re
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import yaml
@@ -156,3 +157,27 @@ def _range_values(
         return
     for key, value in sorted(data.get(range_name, ())):
         yield {**values, "range.key": key, "range.value": value}
+
+
+_TOP_KEY = re.compile(r"^([A-Za-z_-]+):")
+_PACKAGE_NAME = re.compile(r"^  name:\s*[\"']?([^\s\"'#]+)")
+_SUBPACKAGE_NAME = re.compile(r"^  - name:\s*[\"']?([^\s\"'#]+)")
+
+
+def guess_names(path: str, text: str) -> Tuple[str, ...]:
+    """The package and subpackage names of a YAML that cannot be read, as far as its lines show them (written in
+    the usual layout, `${{package.name}}` replaced): a best guess, so that packages needing a broken YAML fail
+    with it rather than silently taking the need from the repositories."""
+    names: List[str] = []
+    section = ""
+    for line in text.splitlines():
+        top = _TOP_KEY.match(line)
+        if top:
+            section = top.group(1)
+            continue
+        m = (_PACKAGE_NAME if section == "package" else _SUBPACKAGE_NAME).match(line)
+        if m and section in ("package", "subpackages"):
+            names.append(m.group(1))
+    package = names[0] if names and section else ""
+    out = {n.replace("${{package.name}}", package) for n in names}
+    return tuple(sorted(n for n in out if "${{" not in n))

@@ -22,7 +22,7 @@ from pants.util.frozendict import FrozenDict
 from melange_bk.errors import MelangeError
 from melange_bk.graph import PackageNode, RepoGraph
 from melange_bk.graph.repo import CycleError
-from melange_bk.graph.scan import scan_yaml
+from melange_bk.graph.scan import guess_names, scan_yaml
 from melange_bk.pants.subsystem import MelangeSubsystem
 from melange_bk.pants.target_types import MelangeDependenciesField, MelangeSourceField
 
@@ -39,6 +39,7 @@ class MelangeRepo:
     addresses: FrozenDict[str, Address]  # YAML path -> target address
     explicit: FrozenDict[str, Tuple[str, ...]]  # YAML path -> YAML paths of explicit melange dependencies
     broken: FrozenDict[str, str] = FrozenDict()  # YAML path -> why it cannot be read (`file:line: message`)
+    broken_names: FrozenDict[str, Tuple[str, ...]] = FrozenDict()  # YAML path -> names it seems to provide
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ async def melange_repo(all_targets: AllTargets, melange: MelangeSubsystem) -> Me
     texts = {c.path: c.content for c in contents}
     nodes = []
     broken = {}
+    broken_names = {}
     for tgt, path in zip(tgts, paths):
         content = texts.get(path)
         if content is None:
@@ -90,6 +92,7 @@ async def melange_repo(all_targets: AllTargets, melange: MelangeSubsystem) -> Me
             nodes.append(scan_yaml(path, content.decode("utf-8"), melange.graph_arch))
         except MelangeError as e:
             broken[path] = str(e)
+            broken_names[path] = guess_names(path, content.decode("utf-8"))
         except UnicodeDecodeError:
             broken[path] = f"{path}: not UTF-8 text"
     addresses = {t[MelangeSourceField].file_path: t.address for t in tgts}
@@ -100,7 +103,13 @@ async def melange_repo(all_targets: AllTargets, melange: MelangeSubsystem) -> Me
         )
         for tgt, deps in zip(with_explicit, explicit_deps)
     }
-    return MelangeRepo(tuple(nodes), FrozenDict(addresses), FrozenDict(explicit), FrozenDict(broken))
+    return MelangeRepo(
+        tuple(nodes),
+        FrozenDict(addresses),
+        FrozenDict(explicit),
+        FrozenDict(broken),
+        FrozenDict(broken_names),
+    )
 
 
 @rule(desc="Build the melange package graph")
@@ -111,6 +120,7 @@ async def melange_graph(repo: MelangeRepo, melange: MelangeSubsystem) -> Melange
             explicit=dict(repo.explicit),
             bootstrap=melange.bootstrap_packages,
             broken=dict(repo.broken),
+            broken_names=dict(repo.broken_names),
         )
     except CycleError as e:
         raise MelangeInferenceError(

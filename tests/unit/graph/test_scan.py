@@ -6,7 +6,7 @@ import pytest
 
 from melange_bk.errors import ConfigError
 from melange_bk.graph import RepoGraph
-from melange_bk.graph.scan import scan_yaml
+from melange_bk.graph.scan import guess_names, scan_yaml
 
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "wolfi"
 
@@ -148,3 +148,14 @@ subpackages:
     assert ("thing", "1.2.3-r4", False, 7) in node.offers
     assert ("py3-thing", None, False, 312) in node.offers and ("py3-thing", None, False, 0) in node.offers
     assert ("py3.13-thing", "1.2.3-r4", True, 0) in node.offers
+
+
+def test_guess_names_of_a_broken_yaml() -> None:
+    text = (
+        "package:\n  name: brotli\n  version: 1\npipeline:\n  - name: Configure\n"
+        "subpackages:\n  - name: ${{package.name}}-dev\n    pipeline:\n      - name: x\n  - name: brotli-static\n"
+        "test: [\n"
+    )
+    with pytest.raises(ConfigError):
+        scan_yaml("brotli.yaml", text)
+    assert guess_names("brotli.yaml", text) == ("brotli", "brotli-dev", "brotli-static")
