@@ -193,8 +193,22 @@ class RepoGraph:
     def transitive_dependencies(self, path: str) -> Tuple[str, ...]:
         return tuple(sorted(nx.descendants(self.build_graph, path)))
 
-    def dependents(self, path: str) -> Tuple[str, ...]:
-        return tuple(sorted(nx.ancestors(self.build_graph, path)))
+    def dependents(self, path: str, test: bool = False) -> Tuple[str, ...]:
+        """Every package that needs `path` transitively, at build time (and with `test`, at test time too: what
+        Pants' `--changed-dependents=transitive` selects, since both kinds are target dependencies)."""
+        if not test:
+            return tuple(sorted(nx.ancestors(self.build_graph, path)))
+        users: Dict[str, List[str]] = {}
+        for need in self.needs:
+            users.setdefault(need.provider, []).append(need.node)
+        seen = {path}
+        todo = [path]
+        while todo:
+            for user in users.get(todo.pop(), ()):
+                if user not in seen:
+                    seen.add(user)
+                    todo.append(user)
+        return tuple(sorted(seen - {path}))
 
     def build_order(self) -> Tuple[str, ...]:
         """Dependencies first; ties broken by path, so the order is stable."""

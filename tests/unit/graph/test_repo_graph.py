@@ -224,3 +224,9 @@ def test_broken_yaml_blocks_only_who_needs_it() -> None:
     assert g.blocked_by("other.yaml") == ()
     assert "broken.yaml" not in {p for w in g.waves() for p in w}
     assert g.to_json()["broken"] == {"broken.yaml": "broken.yaml:3: bad"}
+
+
+def test_dependents_with_test_needs() -> None:
+    g = RepoGraph.from_nodes([GREET, HELLO, LIBGREET, node("t.yaml", "t", test=("greet",))])
+    assert g.dependents("libgreet/melange.yaml") == ("greet/melange.yaml",)
+    assert g.dependents("libgreet/melange.yaml", test=True) == ("greet/melange.yaml", "t.yaml")
