@@ -138,7 +138,7 @@ class RepoGraph:
         names = " -> ".join(self._name(p) for p in paths)
         breakers = tuple(self._name(p) for p in self.feedback_vertex_set())
         raise CycleError(
-            f"build dependency cycle: {names} ({len(cycle)} packages; "
+            f"build dependency cycle: {names} ({', '.join(sorted(set(paths)))}; "
             f"{len(groups)} cyclic group(s)); taking these {len(breakers)} packages from the "
             f"repositories (bootstrap packages) breaks every cycle: {', '.join(breakers)}",
             cycle=tuple(paths),
