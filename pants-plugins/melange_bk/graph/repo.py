@@ -75,7 +75,7 @@ class RepoGraph:
         check: bool = True,
         broken_names: Optional[Mapping[str, Sequence[str]]] = None,
     ) -> RepoGraph:
-        """Infer edges with apk's provider rules (`environment.resolver.provider_rank`).
+        """Infer edges with apk's provider rules (`environment.versions.provider_rank`).
 
         `explicit` maps a YAML path to YAML paths it depends on explicitly: an explicit dependency on one of
         several providers settles a choice. `bootstrap` names packages (package names or YAML paths) whose
@@ -90,6 +90,7 @@ class RepoGraph:
                 raise ConfigError("the same YAML appears twice in the graph", path=node.path)
             by_path[node.path] = node
         broken = dict(broken or {})
+        bootstrap = tuple(bootstrap)
         boot = set(bootstrap)
         offers = _offers(n for n in by_path.values() if n.name not in boot and n.path not in boot)
         for path in sorted(broken):
@@ -124,19 +125,31 @@ class RepoGraph:
             errors,
             {k: tuple(sorted(set(v))) for k, v in external.items()},
         )
-        if check:
-            graph.check_acyclic()
+        if check and not nx.is_directed_acyclic_graph(graph.build_graph):
+            # Taking a package from the repositories re-routes its names to other providers (python3 to
+            # python-3.12 once python-3.13 is a bootstrap package), which can close new cycles: grow the set on
+            # the re-resolved graph until none is left.
+            chosen = list(dict.fromkeys(bootstrap))
+            current = graph
+            while not nx.is_directed_acyclic_graph(current.build_graph):
+                chosen += [current._name(p) for p in current.feedback_vertex_set()]
+                current = cls.from_nodes(by_path.values(), explicit, chosen, broken, False, broken_names)
+            graph.check_acyclic(chosen)
         return graph
 
     # ------------------------------------------------------------------ queries
-    def check_acyclic(self) -> None:
+    def check_acyclic(self, breakers: Optional[Sequence[str]] = None) -> None:
+        """Raise `CycleError` if a cycle is left; it suggests `breakers` (package names), by default a feedback
+        vertex set of this graph (which re-routed needs may not keep acyclic: `from_nodes` checks that)."""
         if nx.is_directed_acyclic_graph(self.build_graph):  # fast; find_cycle's edge walk is not, at 3,000
             return
         groups = self.cycles_sccs()
         cycle = nx.find_cycle(self.build_graph.subgraph(groups[0]))
         paths = [edge[0] for edge in cycle] + [cycle[0][0]]
         names = " -> ".join(self._name(p) for p in paths)
-        breakers = tuple(self._name(p) for p in self.feedback_vertex_set())
+        if breakers is None:
+            breakers = [self._name(p) for p in self.feedback_vertex_set()]
+        breakers = tuple(breakers)
         raise CycleError(
             f"build dependency cycle: {names} ({', '.join(sorted(set(paths)))}; "
             f"{len(groups)} cyclic group(s)); taking these {len(breakers)} packages from the "

@@ -230,3 +230,17 @@ def test_dependents_with_test_needs() -> None:
     g = RepoGraph.from_nodes([GREET, HELLO, LIBGREET, node("t.yaml", "t", test=("greet",))])
     assert g.dependents("libgreet/melange.yaml") == ("greet/melange.yaml",)
     assert g.dependents("libgreet/melange.yaml", test=True) == ("greet/melange.yaml", "t.yaml")
+
+
+def test_suggestion_holds_after_needs_are_re_routed() -> None:
+    # z needs v; p1 (v=2) wins over p2 (v=1). The graph's own feedback vertex set is p1 (tie with z, by path),
+    # but with p1 from the repositories v re-routes to p2, which closes z -> p2 -> b -> z: the suggestion grows.
+    z = node("z.yaml", "z", build=("v",))
+    p1 = offering("p1.yaml", "p1", [("v", "2", False, 0)], build=("z",))
+    p2 = offering("p2.yaml", "p2", [("v", "1", False, 0)], build=("b",))
+    b = node("b.yaml", "b", build=("z",))
+    assert RepoGraph.from_nodes([z, p1, p2, b], check=False).feedback_vertex_set() == ("p1.yaml",)
+    with pytest.raises(CycleError) as e:
+        RepoGraph.from_nodes([z, p1, p2, b])
+    assert len(e.value.breakers) == 2 and e.value.breakers[0] == "p1"
+    assert RepoGraph.from_nodes([z, p1, p2, b], bootstrap=e.value.breakers).build_order()
