@@ -13,7 +13,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import yaml
 
-from melange_bk.config.parse import _data, _resolve_vars, base_substitutions
+from melange_bk.config.parse import _data, _Decoder, _resolve_vars, _top, base_substitutions
 from melange_bk.config.subst import substitute
 from melange_bk.config.yamlsrc import Src, compose
 from melange_bk.errors import ConfigError
@@ -70,9 +70,12 @@ def scan_yaml(path: str, text: str, arch: str = "x86_64") -> PackageNode:
         "package.description": _scalar(_get(package, "description")) or "",
     }
     base = base_substitutions(name, version, str(epoch), values["package.description"], arch)
-    values.update((f"vars.{k}", v) for k, v in _resolve_vars(src, top, base, ()))
+    raw = _Decoder(src, {})  # the compiler's readers for var-transforms and data
+    values.update(
+        (f"vars.{k}", v) for k, v in _resolve_vars(src, top, base, (), _top(raw, top, "var_transforms"))
+    )
     full_version = values["package.full-version"]
-    data = _data(src, top.get("data"))
+    data = {k: r.items for k, r in _data(src, _top(raw, top, "data")).items()}
 
     provides: List[str] = []
     offers: List[Offer] = []
@@ -148,7 +151,7 @@ def _is_map(node: yaml.Node) -> bool:
 
 
 def _range_values(
-    data: Dict[str, List[Tuple[str, str]]], sub: yaml.Node, values: Dict[str, str]
+    data: Dict[str, Tuple[Tuple[str, str], ...]], sub: yaml.Node, values: Dict[str, str]
 ) -> Iterator[Dict[str, str]]:
     """One substitution map per expanded subpackage (a single one when there is no `range:`)."""
     range_name = _scalar(_get(sub, "range"))
