@@ -28,7 +28,7 @@ from melange_bk.environment.versions import (
     VersionError,
     parse_dependency,
     parse_provide,
-    version_key,
+    provider_rank,
 )
 from melange_bk.errors import MelangeError
 
@@ -107,31 +107,12 @@ class Universe:
 def sort_providers(providers: List[Provider], position: Dict[int, int]) -> List[Provider]:
     def key(p: Provider) -> Tuple[object, ...]:
         return (
-            0 if p.exact else 1,
-            0 if p.version is not None else 1,
-            _Desc(version_key(p.version or "")),
-            -p.package.entry.provider_priority,
+            *provider_rank(p.exact, p.version, p.package.entry.provider_priority, p.package.version),
             p.package.name,
-            _Desc(version_key(p.package.version)),
             position.get(id(p.package), 0),
         )
 
     return sorted(providers, key=key)
-
-
-class _Desc:
-    """Reverses the order of a comparable value inside a sort key."""
-
-    __slots__ = ("v",)
-
-    def __init__(self, v: object) -> None:
-        self.v = v
-
-    def __lt__(self, other: _Desc) -> bool:
-        return other.v < self.v  # type: ignore[operator,no-any-return]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Desc) and self.v == other.v
 
 
 @dataclass

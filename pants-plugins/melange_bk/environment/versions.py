@@ -141,6 +141,38 @@ def compare_versions(a: str, b: str) -> int:
 version_key = functools.cmp_to_key(compare_versions)
 
 
+class _Desc:
+    """Reverses the order of a comparable value inside a sort key."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: object) -> None:
+        self.v = v
+
+    def __lt__(self, other: _Desc) -> bool:
+        return other.v < self.v  # type: ignore[operator,no-any-return]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.v == other.v
+
+
+def provider_rank(
+    exact: bool, version: Optional[str], provider_priority: int, package_version: str
+) -> Tuple[object, ...]:
+    """apk's preference among providers of one name, best (lowest) first: the package of that exact name, then
+    a versioned provide before a virtual one, then the highest provided version, then the highest
+    provider_priority, then the newest package. The environment resolver and the repository graph
+    (`melange_bk.graph`) both rank by it; providers with equal ranks are a tie that only arbitrary order
+    (package name, repository) would break."""
+    return (
+        0 if exact else 1,
+        0 if version is not None else 1,
+        _Desc(version_key(version or "")),
+        -provider_priority,
+        _Desc(version_key(package_version)),
+    )
+
+
 def version_matches(version: str, op: str, wanted: str) -> bool:
     """Does `version` satisfy `<op> wanted`? (op one of OPS)."""
     if op == "~":

@@ -25,7 +25,10 @@ class MelangeGraphSubsystem(GoalSubsystem):
     name = "melange-graph"
     help = (
         "Show the build graph of the selected melange packages (and everything they need from this repository): "
-        "build waves, one line per wave, or `--format=json|dot`."
+        "build waves, one line per wave, or `--format=json|dot`. YAMLs that cannot be read (and packages whose "
+        "needs cannot be settled) are listed on stderr, the graph of the rest is shown, and the exit code is 1. "
+        "JSON shows per package which needs are in the tree (`in_tree`) and which come from the configured "
+        "repositories (`from_repositories`)."
     )
 
     output_format = EnumOption(
@@ -55,7 +58,15 @@ async def melange_graph_goal(
         for i, wave in enumerate(graph.waves(selected), start=1):
             names = " ".join(f"{graph.nodes[p].name}({melange.address_of(p)})" for p in wave)
             console.print_stdout(f"wave {i}: {names}")
-    return MelangeGraphGoal(exit_code=0)
+    problems = sorted({*graph.broken.values(), *graph.errors.values()})
+    for problem in problems:
+        console.print_stderr(problem)
+    if problems:
+        console.print_stderr(
+            f"{len(graph.broken)} YAML(s) cannot be read, {len(graph.errors)} package(s) have needs that cannot "
+            "be settled; the graph above is that of the rest"
+        )
+    return MelangeGraphGoal(exit_code=1 if problems else 0)
 
 
 def rules():

@@ -51,3 +51,19 @@ class MelangeSubsystem(Subsystem):
         default=True,
         help="Give build steps BuildKit cache mounts for language caches (go, pip, npm, cargo, ccache).",
     )
+    bootstrap_packages = StrListOption(
+        default=[],
+        help=help_text(
+            """
+            Packages (names, or YAML paths) whose in-tree YAML satisfies no other package's build or test needs:
+            those needs come from the configured repositories instead, as a distribution's published packages
+            do. This is how a tree with build cycles (a compiler needs itself, perl needs autoconf needs perl)
+            is built: a cycle that remains is an error naming it and suggesting a set of packages that breaks
+            every cycle. The packages themselves are still built from their YAMLs.
+            """
+        ),
+    )
+    graph_arch = StrOption(
+        default="x86_64",
+        help="The `${{build.arch}}` that vars may use when the build graph reads YAMLs.",
+    )

@@ -14,6 +14,7 @@ from pants.engine.target import (
     Dependencies,
     InvalidFieldException,
     MultipleSourcesField,
+    OverridesField,
     SecondaryOwnerMixin,
     SingleSourceField,
     SpecialCasedDependencies,
@@ -78,9 +79,14 @@ class MelangeWorkspaceField(StringField, AsyncFieldMixin, SecondaryOwnerMixin):
     @property
     def filespec(self) -> Filespec:
         base = self.address.spec_path
+        excludes = ["BUILD"]
+        if self.address.is_generated_target:
+            # melange_packages: a flat folder of YAMLs (wolfi-dev/os); the other packages' YAMLs are not this
+            # package's workspace, or touching one YAML would select every package of the folder.
+            excludes += ["*.yaml", "*.yml"]
         return {
             "includes": [os.path.join(base, "**/*") if base else "**/*"],
-            "excludes": [os.path.join(base, "BUILD") if base else "BUILD"],
+            "excludes": [os.path.join(base, e) if base else e for e in excludes],
         }
 
 
@@ -121,9 +127,23 @@ class MelangePackageTarget(Target):
     )
 
 
+class MelangePackagesOverridesField(OverridesField):
+    help = help_text(
+        """
+        Fields of some generated targets, by YAML file name: e.g. an explicit dependency that settles a tie
+        between providers, `overrides={"docker-cli.yaml": {"dependencies": ["./containerd-2.yaml"]}}`.
+        """
+    )
+
+
 class MelangePackagesGenerator(TargetFilesGenerator):
     alias = "melange_packages"
-    core_fields = (*COMMON_TARGET_FIELDS, MelangeGeneratorSourcesField, MelangeWorkspaceField)
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        MelangeGeneratorSourcesField,
+        MelangeWorkspaceField,
+        MelangePackagesOverridesField,
+    )
     generated_target_cls = MelangePackageTarget
     copied_fields = (*COMMON_TARGET_FIELDS, MelangeWorkspaceField)
     moved_fields = (MelangeDependenciesField, MelangeArchField, MelangeSkipTestField, OutputPathField)

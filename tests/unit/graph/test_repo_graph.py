@@ -9,10 +9,12 @@ import pytest
 
 from melange_bk.errors import ConfigError
 from melange_bk.graph import PackageNode, RepoGraph, strip_constraint
+from melange_bk.graph.repo import CycleError
 
 
-def node(path: str, name: str, provides=(), build=(), test=(), prio: int = 0) -> PackageNode:
+def node(path: str, name: str, provides=(), build=(), test=(), prio: int = 0, version="") -> PackageNode:
     return PackageNode(
+        version=version,
         path=path,
         name=name,
         provides=(name, *provides),
@@ -24,7 +26,11 @@ def node(path: str, name: str, provides=(), build=(), test=(), prio: int = 0) ->
 
 
 LIBGREET = node(
-    "libgreet/melange.yaml", "libgreet", provides=("libgreet-dev", "so:libgreet.so.1"), build=("build-base",)
+    "libgreet/melange.yaml",
+    "libgreet",
+    provides=("libgreet-dev", "so:libgreet.so.1"),
+    build=("build-base",),
+    version="1.0-r0",
 )
 GREET = node("greet/melange.yaml", "greet", build=("build-base", "libgreet-dev>=1.0"), test=("libgreet",))
 HELLO = node("hello/melange.yaml", "hello", build=("build-base", "busybox"))
@@ -76,16 +82,16 @@ def test_cycle_names_the_packages() -> None:
     msg = str(e.value)
     assert "build dependency cycle" in msg
     assert "a -> b -> a" in msg or "b -> a -> b" in msg
-    assert "a/melange.yaml" in msg and "b/melange.yaml" in msg
+    assert "breaks every cycle: " in msg and e.value.breakers in (("a",), ("b",))
 
 
 def test_ambiguous_provider_is_an_error_listing_them() -> None:
     p1 = node("p1.yaml", "p1", provides=("virt",))
     p2 = node("p2.yaml", "p2", provides=("virt",))
     user = node("user.yaml", "user", build=("virt",))
-    with pytest.raises(ConfigError) as e:
-        RepoGraph.from_nodes([p1, p2, user])
-    assert str(e.value) == (
+    g = RepoGraph.from_nodes([p1, p2, user])
+    assert g.dependencies("user.yaml") == ()
+    assert g.errors["user.yaml"] == (
         'user.yaml:7: "virt" is provided by several packages: p1.yaml, p2.yaml; '
         "set provider-priority in one of them or add an explicit dependency"
     )
@@ -134,3 +140,107 @@ def test_order_does_not_depend_on_hash_seed(tmp_path) -> None:
             ).stdout
         )
     assert len(outs) == 1
+
+
+def offering(path: str, name: str, offers, version: str = "1-r0", build=()) -> PackageNode:
+    """A node with explicit apk offers: (name, provided version or None, exact, provider_priority)."""
+    return PackageNode(
+        path=path,
+        name=name,
+        provides=tuple(sorted({o[0] for o in offers} | {name})),
+        build_needs=tuple(build),
+        need_lines=tuple((n, 3) for n in build),
+        offers=((name, version, True, 0), *offers),
+        version=version,
+    )
+
+
+PY313 = offering("python-3.13.yaml", "python-3.13", [("python3", "3.13.15", False, 0)], "3.13.15-r1")
+PY314 = offering("python-3.14.yaml", "python-3.14", [("python3", "0", False, 0)], "3.14.7-r1")
+PY312 = offering("python-3.12.yaml", "python-3.12", [("python3", "3.12.9", False, 0)], "3.12.9-r0")
+
+
+def test_versioned_provides_highest_version_wins() -> None:
+    user = node("user.yaml", "user", build=("python3",))
+    g = RepoGraph.from_nodes([PY312, PY313, PY314, user])
+    assert g.dependencies("user.yaml") == ("python-3.13.yaml",)
+
+
+def test_constraint_in_the_need_filters_providers() -> None:
+    users = [
+        node("a.yaml", "a", build=("python3~3.12",)),
+        node("b.yaml", "b", build=("python3<3.13",)),
+        node("c.yaml", "c", build=("python-3.13=3.13.15-r1",)),
+        node("d.yaml", "d", build=("python3>=4",)),  # nobody in the tree: from the repositories
+    ]
+    g = RepoGraph.from_nodes([PY312, PY313, PY314, *users])
+    assert g.dependencies("a.yaml") == ("python-3.12.yaml",)
+    assert g.dependencies("b.yaml") == ("python-3.12.yaml",)
+    assert g.dependencies("c.yaml") == ("python-3.13.yaml",)
+    assert g.dependencies("d.yaml") == ()
+    assert g.external["d.yaml"] == (("python3>=4", "build"),)
+
+
+def test_unversioned_provides_by_priority_of_the_subpackage() -> None:
+    low = offering("grpc-1.80.yaml", "grpc-1.80", [("py3-grpcio", None, False, 310)], "1.80.0-r0")
+    high = offering("grpc-1.81.yaml", "grpc-1.81", [("py3-grpcio", None, False, 313)], "1.81.0-r0")
+    user = node("user.yaml", "user", build=("py3-grpcio",))
+    assert RepoGraph.from_nodes([low, high, user]).dependencies("user.yaml") == ("grpc-1.81.yaml",)
+
+
+def test_bootstrap_packages_satisfy_nobody_and_break_cycles() -> None:
+    a = node("a.yaml", "a", build=("b",))
+    b = node("b.yaml", "b", build=("a",))
+    c = node("c.yaml", "c", build=("a",))
+    with pytest.raises(CycleError) as e:
+        RepoGraph.from_nodes([a, b, c])
+    assert "breaks every cycle: a" in str(e.value)
+    g = RepoGraph.from_nodes([a, b, c], bootstrap=["a"])
+    assert g.dependencies("b.yaml") == () and g.dependencies("c.yaml") == ()
+    assert g.dependencies("a.yaml") == ("b.yaml",)
+    assert g.external["c.yaml"] == (("a", "build"),)
+    assert g.to_json()["packages"]["a.yaml"]["in_tree"] == {"b": "b.yaml"}
+
+
+def test_feedback_vertex_set_breaks_every_cycle() -> None:
+    ns = [node(f"p{i}.yaml", f"p{i}", build=(f"p{(i + 1) % 6}", f"p{(i + 3) % 6}")) for i in range(6)]
+    g = RepoGraph.from_nodes(ns, check=False)
+    fvs = g.feedback_vertex_set()
+    rest = g.build_graph.copy()
+    rest.remove_nodes_from(fvs)
+    import networkx as nx
+
+    assert nx.is_directed_acyclic_graph(rest) and 0 < len(fvs) < 6
+    assert RepoGraph.from_nodes(ns, bootstrap=[g.nodes[p].name for p in fvs]).build_order()
+
+
+def test_broken_yaml_blocks_only_who_needs_it() -> None:
+    user = node("user.yaml", "user", build=("mid",))
+    mid = node("mid.yaml", "mid", build=("broken",))
+    other = node("other.yaml", "other", build=("mid2",))
+    g = RepoGraph.from_nodes([user, mid, other], broken={"broken.yaml": "broken.yaml:3: bad"})
+    assert g.blocked_by("user.yaml") == ("broken.yaml",)
+    assert g.blocked_by("mid.yaml") == ("broken.yaml",)
+    assert g.blocked_by("other.yaml") == ()
+    assert "broken.yaml" not in {p for w in g.waves() for p in w}
+    assert g.to_json()["broken"] == {"broken.yaml": "broken.yaml:3: bad"}
+
+
+def test_dependents_with_test_needs() -> None:
+    g = RepoGraph.from_nodes([GREET, HELLO, LIBGREET, node("t.yaml", "t", test=("greet",))])
+    assert g.dependents("libgreet/melange.yaml") == ("greet/melange.yaml",)
+    assert g.dependents("libgreet/melange.yaml", test=True) == ("greet/melange.yaml", "t.yaml")
+
+
+def test_suggestion_holds_after_needs_are_re_routed() -> None:
+    # z needs v; p1 (v=2) wins over p2 (v=1). The graph's own feedback vertex set is p1 (tie with z, by path),
+    # but with p1 from the repositories v re-routes to p2, which closes z -> p2 -> b -> z: the suggestion grows.
+    z = node("z.yaml", "z", build=("v",))
+    p1 = offering("p1.yaml", "p1", [("v", "2", False, 0)], build=("z",))
+    p2 = offering("p2.yaml", "p2", [("v", "1", False, 0)], build=("b",))
+    b = node("b.yaml", "b", build=("z",))
+    assert RepoGraph.from_nodes([z, p1, p2, b], check=False).feedback_vertex_set() == ("p1.yaml",)
+    with pytest.raises(CycleError) as e:
+        RepoGraph.from_nodes([z, p1, p2, b])
+    assert len(e.value.breakers) == 2 and e.value.breakers[0] == "p1"
+    assert RepoGraph.from_nodes([z, p1, p2, b], bootstrap=e.value.breakers).build_order()

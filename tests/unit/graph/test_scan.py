@@ -6,7 +6,7 @@ import pytest
 
 from melange_bk.errors import ConfigError
 from melange_bk.graph import RepoGraph
-from melange_bk.graph.scan import scan_yaml
+from melange_bk.graph.scan import guess_names, scan_yaml
 
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "wolfi"
 
@@ -104,3 +104,58 @@ def test_wolfi_corpus_graph() -> None:
     graph = RepoGraph.from_nodes(nodes)
     # crun builds with m4 from the corpus
     assert "m4.yaml" in graph.dependencies("crun.yaml")
+
+
+def test_scan_substitutes_like_the_compiler() -> None:
+    text = """\
+package:
+  name: ruby-thing
+  version: 1.2.3
+  epoch: 4
+  dependencies:
+    provider-priority: ${{vars.prio}}
+    provides:
+      - thing=${{package.full-version}}
+vars:
+  rubyMM: "3.4"
+  prio: "7"
+var-transforms:
+  - from: ${{package.version}}
+    match: ^(\\d+)\\.(\\d+)\\..*
+    replace: $1$2
+    to: short
+environment:
+  contents:
+    packages:
+      - ruby-${{vars.rubyMM}}-dev
+      - thing-${{vars.short}}
+data:
+  - name: pys
+    items:
+      "3.12": "312"
+      "3.13": ""
+subpackages:
+  - range: pys
+    name: py${{range.key}}-thing
+    dependencies:
+      provider-priority: ${{range.value}}
+      provides:
+        - py3-thing
+"""
+    node = scan_yaml("ruby-thing.yaml", text)
+    assert node.build_needs == ("ruby-3.4-dev", "thing-12")
+    assert node.provider_priority == 7 and node.version == "1.2.3-r4"
+    assert ("thing", "1.2.3-r4", False, 7) in node.offers
+    assert ("py3-thing", None, False, 312) in node.offers and ("py3-thing", None, False, 0) in node.offers
+    assert ("py3.13-thing", "1.2.3-r4", True, 0) in node.offers
+
+
+def test_guess_names_of_a_broken_yaml() -> None:
+    text = (
+        "package:\n  name: brotli\n  version: 1\npipeline:\n  - name: Configure\n"
+        "subpackages:\n  - name: ${{package.name}}-dev\n    pipeline:\n      - name: x\n  - name: brotli-static\n"
+        "test: [\n"
+    )
+    with pytest.raises(ConfigError):
+        scan_yaml("brotli.yaml", text)
+    assert guess_names("brotli.yaml", text) == ("brotli", "brotli-dev", "brotli-static")
