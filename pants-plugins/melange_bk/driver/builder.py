@@ -18,6 +18,7 @@ from melange_bk import llb
 from melange_bk.apk import load_signing_key
 from melange_bk.apk.index import write_index
 from melange_bk.buildkit.address import TLSConfig
+from melange_bk.buildkit.fssend import SourceTree
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.session import ExportTarget
@@ -26,7 +27,7 @@ from melange_bk.driver.buildenv import EnvironmentOptions, environment_for
 from melange_bk.driver.llbgen import WORKSPACE, GraphOptions, build_graph, workspace_dir
 from melange_bk.driver.package import write_packages
 from melange_bk.errors import MelangeError
-from melange_bk.filehash import walk_sorted
+from melange_bk.filehash import git_mode, walk_sorted
 from melange_bk.plan.compile import compile_file
 from melange_bk.plan.model import BuildPlan
 
@@ -91,18 +92,22 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
         ),
     )
     local_dirs = dict(local_dirs)
-    local_dirs[WORKSPACE] = source_dir
+    local_dirs[WORKSPACE] = SourceTree(source_dir)
     return plan, graph.marshal(), local_dirs
 
 
 def workspace_digest(root: str, exclude: Tuple[str, ...] = ()) -> str:
-    """sha256 over the workspace's paths, modes and contents (`exclude` paths and melange-out left out): equal
-    workspaces give equal LLB on any machine, different ones never collide in the daemon."""
+    """sha256 over the workspace's paths, git modes (`git_mode`: type and executable bit) and contents (`exclude`
+    paths and melange-out left out): equal checkouts give equal LLB on any machine, under any umask and at any
+    path; different ones never collide in the daemon. Entries git does not keep (sockets, FIFOs) are left out, as
+    the upload leaves them out (`SourceTree`)."""
     h = hashlib.sha256()
     skip = {re.sub(r"\\(.)", r"\1", e) for e in exclude} | {"melange-out"}
     for rel, full in walk_sorted(root, skip):
-        st = os.lstat(full)
-        h.update(f"{rel}\0{st.st_mode:o}\0".encode("utf-8", "surrogateescape"))
+        mode = git_mode(os.lstat(full).st_mode)
+        if mode is None:
+            continue
+        h.update(f"{rel}\0{mode:o}\0".encode("utf-8", "surrogateescape"))
         if os.path.islink(full):
             h.update(os.readlink(full).encode("utf-8", "surrogateescape"))
         elif os.path.isfile(full):

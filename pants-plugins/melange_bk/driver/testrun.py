@@ -27,6 +27,7 @@ from melange_bk.apk import load_signing_key, verify_apk, write_keypair
 from melange_bk.apk.index import Index, entry_from_contents, write_index
 from melange_bk.apk.reader import ApkContents
 from melange_bk.buildkit.address import TLSConfig
+from melange_bk.buildkit.fssend import SourceTree
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.solve import SolveResult, solve
@@ -262,7 +263,7 @@ def prepare_target(
         workspace_exclude=exclude,
     )
     local_dirs = prepared.local_dirs_dict()
-    local_dirs[WORKSPACE] = source_dir
+    local_dirs[WORKSPACE] = SourceTree(source_dir)
     return llb.marshal(state, platform=platform_for(plan.arch)), local_dirs
 
 
