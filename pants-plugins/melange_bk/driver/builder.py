@@ -23,6 +23,8 @@ from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.session import ExportTarget
 from melange_bk.buildkit.solve import SolveResult, solve
+from melange_bk.config.canonical import canonical_yaml
+from melange_bk.config.yamlsrc import read_text
 from melange_bk.driver.buildenv import EnvironmentOptions, environment_for
 from melange_bk.driver.llbgen import WORKSPACE, GraphOptions, build_graph, workspace_dir
 from melange_bk.driver.package import write_packages
@@ -133,8 +135,9 @@ def build(req: BuildRequest) -> BuildResult:
     os.makedirs(arch_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{plan.package.name}-staging-", dir=arch_dir)
     try:
-        with open(req.config_file, "rb") as f:
-            yaml_bytes = f.read()
+        # What the package embeds is the parsed configuration re-encoded (as melange does), never the file's
+        # bytes: a comment or a reformatting leaves the .apk byte-identical, so dependents stay cached.
+        melange_yaml = canonical_yaml(req.config_file, read_text(req.config_file))
         with connect_for(plan.package.name, req.buildkit_addr, req.tls) as client:
             result = solve(
                 client,
@@ -149,7 +152,7 @@ def build(req: BuildRequest) -> BuildResult:
             os.path.join(staging, "apks"),
             signing_key=key,
             source_date_epoch=req.source_date_epoch,
-            melange_yaml=yaml_bytes,
+            melange_yaml=melange_yaml,
         )
         final = []
         for w in written:
