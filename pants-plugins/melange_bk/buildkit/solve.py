@@ -69,7 +69,10 @@ def _solve_request(
     if export is not None:
         # Both the legacy single-exporter fields and the list, as the Go client sends them.
         req.ExporterDeprecated = export.kind
-        req.Exporters.add(Type=export.kind)
+        exporter = req.Exporters.add(Type=export.kind)
+        for key, value in export.attrs:
+            req.ExporterAttrsDeprecated[key] = value
+            exporter.Attrs[key] = value
     return req
 
 
@@ -134,7 +137,7 @@ def solve(
             raise BuildKitError("MELANGE_BK_LIVENESS_TIMEOUT must be a number of seconds") from None
     ref = uuid.uuid4().hex
     start = time.monotonic()
-    with Session(local_dirs=local_dirs, exports=(export,) if export else ()) as session:
+    with Session(local_dirs=local_dirs, exports=(export,) if export and export.to_client else ()) as session:
         session.attach(client, via=session_via)
         status_call = client.channel.unary_stream(
             CONTROL + "Status",

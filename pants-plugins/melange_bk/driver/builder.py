@@ -22,7 +22,8 @@ from melange_bk.buildkit.fssend import SourceTree
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.session import ExportTarget
-from melange_bk.buildkit.solve import SolveResult, solve
+from melange_bk.buildkit.solve import SolveResult
+from melange_bk.buildkit.store import StoredTree, solve_stored
 from melange_bk.config.canonical import canonical_yaml
 from melange_bk.config.yamlsrc import read_text
 from melange_bk.driver.buildenv import EnvironmentOptions, environment_for
@@ -69,14 +70,25 @@ class BuildResult:
     solve: Optional[SolveResult] = None
 
 
-def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[str, str]]:  # type: ignore[name-defined]
-    """Everything up to the Definition (no daemon): plan, LLB, and the local dirs the session must offer."""
+@dataclass(frozen=True)
+class Prepared:
+    """Everything up to the Definition (no daemon needed)."""
+
+    plan: BuildPlan
+    definition: llb.ops_pb2.Definition  # type: ignore[name-defined]
+    local_dirs: Dict[str, str]  # what the session offers (the workspace, and the stored trees for loading)
+    stored: Tuple[StoredTree, ...]  # the environment's stored images (see buildkit.store)
+    memo_dir: str
+
+
+def prepare(req: BuildRequest) -> Prepared:
+    """Everything up to the Definition (no daemon): plan, LLB, the local dirs, the stored trees."""
     plan = compile_file(req.config_file, arch=req.arch, pipeline_dirs=req.pipeline_dirs, extra_vars=req.vars)
     if req.extra_env:
         env = dict(plan.environment.env)
         env.update(dict(req.extra_env))
         plan = replace(plan, environment=replace(plan.environment, env=tuple(sorted(env.items()))))
-    env_state, local_dirs = environment_for(plan, req.environment)
+    env = environment_for(plan, req.environment)
     source_dir, exclude = workspace_dir(req.config_file, req.source_dir)
     if req.signing_key:  # a key kept in the source dir is never uploaded (the client alone signs)
         key_real, src_real = os.path.realpath(req.signing_key), os.path.realpath(source_dir)
@@ -85,7 +97,7 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
             exclude += (re.sub(r"([*?\[\\])", r"\\\1", rel),)
     graph = build_graph(
         plan,
-        env_state,
+        env.state,
         GraphOptions(
             source_date_epoch=req.source_date_epoch,
             cache_mounts=req.cache_mounts,
@@ -93,9 +105,9 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
             workspace_unique=workspace_digest(source_dir, exclude),
         ),
     )
-    local_dirs = dict(local_dirs)
+    local_dirs = env.local_dirs_dict()
     local_dirs[WORKSPACE] = SourceTree(source_dir)
-    return plan, graph.marshal(), local_dirs
+    return Prepared(plan, graph.marshal(), local_dirs, env.stored, env.memo_dir)
 
 
 def workspace_digest(root: str, exclude: Tuple[str, ...] = ()) -> str:
@@ -121,7 +133,8 @@ def workspace_digest(root: str, exclude: Tuple[str, ...] = ()) -> str:
 
 
 def build(req: BuildRequest) -> BuildResult:
-    plan, definition, local_dirs = prepare(req)
+    prepared = prepare(req)
+    plan, definition = prepared.plan, prepared.definition
     digest = llb.definition_digest(definition)
     if req.emit_llb:
         data = llb.to_bytes(definition)
@@ -139,10 +152,12 @@ def build(req: BuildRequest) -> BuildResult:
         # bytes: a comment or a reformatting leaves the .apk byte-identical, so dependents stay cached.
         melange_yaml = canonical_yaml(req.config_file, read_text(req.config_file))
         with connect_for(plan.package.name, req.buildkit_addr, req.tls) as client:
-            result = solve(
+            result = solve_stored(
                 client,
                 definition,
-                local_dirs=local_dirs,
+                prepared.stored,
+                local_dirs=prepared.local_dirs,
+                memo_dir=prepared.memo_dir,
                 export=ExportTarget("local", os.path.join(staging, "melange-out")),
                 progress=Progress(req.progress),
             )
