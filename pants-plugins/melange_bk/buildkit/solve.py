@@ -11,6 +11,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import grpc
 
+from melange_bk import llb
 from melange_bk.buildkit.client import CONTROL, Client
 from melange_bk.buildkit.progress import (
     Progress,
@@ -48,11 +49,13 @@ class SolveResult:
 
     @property
     def all_cached(self) -> bool:
-        """True when every vertex that did work was a cache hit (the second run of an unchanged graph)."""
+        """True when every vertex that did work was a cache hit (the second run of an unchanged graph). Local
+        sources (synced every time) and stored images (read from the daemon's store: buildkit/store.py) do none.
+        """
         work = [
             v
             for v in self.vertices
-            if not v.name.startswith("[internal]") and not v.name.startswith("local://")
+            if not v.name.startswith(("[internal]", "local://")) and llb.STORED_DOMAIN not in v.name
         ]
         return bool(work) and all(v.cached for v in work)
 

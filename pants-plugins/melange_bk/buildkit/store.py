@@ -155,10 +155,13 @@ def inline_stored(
     """`definition` with each stored image's source op replaced by the ops that load its tree from the local
     directory (`StoredTree.load_state`), for a daemon without an image store; the ops that used it re-pointed.
     """
-    loads: Dict[str, ops_pb2.Definition] = {}
-    for tree in stored:
-        image_op = llb.head_digest(llb.marshal(tree.state(), platform=platform))
-        loads[image_op] = llb.marshal(tree.load_state(), platform=platform)
+    by_identifier = {
+        "docker-image://" + t.ref: llb.marshal(t.load_state(), platform=platform) for t in stored
+    }
+    loads: Dict[str, ops_pb2.Definition] = {}  # image source op digest -> the load's Definition
+    for dgst, op in llb.decode_ops(definition):
+        if op.WhichOneof("op") == "source" and op.source.identifier in by_identifier:
+            loads[dgst] = by_identifier[op.source.identifier]
     out = ops_pb2.Definition()
     renamed: Dict[str, str] = {}
     present = set()
