@@ -8,16 +8,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tarfile
 import uuid
 from pathlib import Path
 from typing import List
 
 import pytest
 
-from melange_bk.cli.main import main
-
 from .conftest import daemon_kind
+from .local import apk_files, build
 
 YAML = """
 package:
@@ -34,9 +32,8 @@ pipeline:
 
 
 def _build(ws: Path, out: Path, root: Path, addr: str, cache: Path) -> None:
-    argv = ["build", str(ws / "melange.yaml"), "--rootfs", str(root), "--out-dir", str(out)]
-    argv += ["--buildkit-addr", addr, "--progress", "rawjson", "--cache-dir", str(cache)]
-    assert main(argv) == 0
+    extra = ("--progress", "rawjson", "--cache-dir", str(cache))
+    assert build(ws / "melange.yaml", out, str(root), addr, *extra) == 0
 
 
 def _names(capsys: pytest.CaptureFixture) -> List[str]:
@@ -50,8 +47,14 @@ def _names(capsys: pytest.CaptureFixture) -> List[str]:
 
 
 def _marker(out: Path) -> str:
-    with tarfile.open(out / "x86_64" / "stored-1.0.0-r0.apk", "r:gz") as tf:
-        return tf.extractfile("usr/share/stored/marker").read().decode()  # type: ignore[union-attr]
+    return apk_files(out / "x86_64" / "stored-1.0.0-r0.apk")["usr/share/stored/marker"].decode()
+
+
+def _workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "melange.yaml").write_text(YAML)
+    return ws
 
 
 def _rootfs(busybox_root: str, dest: Path, marker: str) -> Path:
@@ -63,9 +66,7 @@ def _rootfs(busybox_root: str, dest: Path, marker: str) -> Path:
 def test_unchanged_base_is_not_sent_and_a_changed_one_is_used(
     tmp_path: Path, busybox_root: str, buildkit_addr: str, capsys: pytest.CaptureFixture
 ) -> None:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "melange.yaml").write_text(YAML)
+    ws = _workspace(tmp_path)
     cache = tmp_path / "cache"
     one = _rootfs(busybox_root, tmp_path / "one", f"one {uuid.uuid4().hex}\n")
     _build(ws, tmp_path / "o1", one, buildkit_addr, cache)
@@ -93,9 +94,7 @@ def test_an_image_the_daemon_lacks_is_loaded_even_when_remembered(
 ) -> None:
     if daemon_kind(buildkit_addr) != "dockerd":
         pytest.skip("buildkitd has no image store: the trees are sent every time, nothing is remembered")
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "melange.yaml").write_text(YAML)
+    ws = _workspace(tmp_path)
     cache = tmp_path / "cache"
     root = _rootfs(busybox_root, tmp_path / "root", f"fresh {uuid.uuid4().hex}\n")
     _build(ws, tmp_path / "o1", root, buildkit_addr, cache)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 import uuid
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 
-from melange_bk.cli.main import main
+from .local import apk_files, build
 
 YAML = """
 package:
@@ -43,20 +42,7 @@ def checkout(root: Path, umask: int, nonce: str) -> Path:
 
 
 def _build(ws: Path, out: Path, root: str, addr: str) -> int:
-    return main(
-        [
-            "build",
-            str(ws / "melange.yaml"),
-            "--rootfs",
-            root,
-            "--out-dir",
-            str(out),
-            "--buildkit-addr",
-            addr,
-            "--progress",
-            "rawjson",
-        ]
-    )
+    return build(ws / "melange.yaml", out, root, addr, "--progress", "rawjson")
 
 
 def _step_cached(capsys: pytest.CaptureFixture) -> Dict[str, bool]:
@@ -70,8 +56,7 @@ def _step_cached(capsys: pytest.CaptureFixture) -> Dict[str, bool]:
 
 
 def _listing(out: Path) -> str:
-    with tarfile.open(out / "x86_64" / "modes-1.0.0-r0.apk", "r:gz") as tf:
-        return tf.extractfile("usr/share/modes/list").read().decode()  # type: ignore[union-attr]
+    return apk_files(out / "x86_64" / "modes-1.0.0-r0.apk")["usr/share/modes/list"].decode()
 
 
 def test_umask_and_path_do_not_reach_the_daemon(
