@@ -222,7 +222,12 @@ def main() -> int:
         sys.exit('BUILDKIT_HOST is not set: eval "$(bin/buildkit env)"')
     t = time.monotonic()
     taken = bootstrap_names()
-    nodes = {p: n for p, n in scan_wolfi(args.wolfi).items() if not taken & set(n.provides)}
+    nodes = {
+        p: n
+        for p, n in scan_wolfi(args.wolfi).items()
+        # (names the scanner could not expand, e.g. from var-transforms, are not names)
+        if not taken & set(n.provides) and not any("${{" in x for x in n.provides + n.build_needs)
+    }
     order, needs = pick(edges_of(nodes), nodes, args.packages)
     edges = sum(len(v) for v in needs.values())
     subs = sum(len(nodes[p].provides) - 1 for p in order)
