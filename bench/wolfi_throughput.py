@@ -20,7 +20,7 @@ Runs, in a temporary clone (tests/pants_it/clone.py: own Pants store and caches)
   packages/minute;
 - warm no-change `package ::` vs `list ::`, both with pantsd (medians of --runs);
 - one root changed (a package needing nothing in the sample, the one with the fewest dependents; its pipeline
-  edited): the builds that ran (from -ldebug) must be
+  edited): the builds that ran (Pants' "Completed: melange-bk build" lines) must be
   exactly it and its transitive dependents;
 - with --two-daemons A,B: the cold build again in a fresh clone, BUILDKIT_HOST=A,B.
 Prints the numbers; exits non-zero only when a run fails or the root change rebuilds the wrong set.
@@ -275,7 +275,7 @@ def main() -> int:
         with open(root_yaml, "w") as f:
             f.write(text.replace(f"echo {nodes[root].name};", f"echo {nodes[root].name}-changed;", 1))
         one, run = _timed(pants, "package", "::", addr=addr, pantsd=True, debug=True)
-        built = sorted(os.path.basename(os.path.dirname(p)) for p in run.spawned("build"))
+        built = sorted(os.path.basename(os.path.dirname(p)) for p in run.completed("build"))
         want_names = sorted(nodes[p].name for p in want)
         print(
             f"one root changed ({nodes[root].name}): {one:.1f} s, {len(built)} builds; expected it and its "
