@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Collection, Iterator, Tuple
+import stat as st
+from typing import Collection, Iterator, Optional, Tuple
 
 from melange_bk.atomicfile import atomic_write
 
@@ -49,6 +50,21 @@ def sha256_file_remembered(path: str, memo_dir: str) -> str:
         except OSError:
             pass  # a read-only cache only costs time
     return digest
+
+
+def git_mode(unix_mode: int) -> Optional[int]:
+    """What git keeps of a file's mode, as a Unix st_mode: a folder 0o40755, a symlink 0o120777, a regular file
+    0o100755 when its owner may execute it else 0o100644; None for anything git does not store (sockets, FIFOs,
+    devices). Source trees are identified and uploaded with these modes, so the umask of the checkout (002 or 022),
+    group bits, setuid bits or the owner never change a build."""
+    fmt = st.S_IFMT(unix_mode)
+    if fmt == st.S_IFDIR:
+        return st.S_IFDIR | 0o755
+    if fmt == st.S_IFLNK:
+        return st.S_IFLNK | 0o777
+    if fmt == st.S_IFREG:
+        return st.S_IFREG | (0o755 if unix_mode & st.S_IXUSR else 0o644)
+    return None
 
 
 def walk_sorted(root: str, skip: Collection[str] = ()) -> Iterator[Tuple[str, str]]:

@@ -16,7 +16,7 @@ def checkout() -> str:
     repo = os.environ.get("MELANGE_BK_REPO", "")
     if not repo:
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        if os.path.isdir(os.path.join(here, ".git")):
+        if os.path.exists(os.path.join(here, ".git")):  # (a file in a git worktree)
             repo = here
     if not repo or not os.path.isfile(os.path.join(repo, "pants.toml")):
         raise RuntimeError("MELANGE_BK_REPO must name the checkout (pants.toml's [test] extra_env_vars)")
@@ -57,3 +57,12 @@ def apk_files(apk: Path) -> Dict[str, bytes]:
                 assert f is not None
                 out[m.name] = f.read()
     return out
+
+
+def build(yaml: Path, out: Path, rootfs: str, addr: str, *extra: str) -> int:
+    """`melange-bk build YAML --rootfs ROOTFS --out-dir OUT --buildkit-addr ADDR EXTRA…` in this process."""
+    from melange_bk.cli.main import main
+
+    return main(
+        ["build", str(yaml), "--rootfs", rootfs, "--out-dir", str(out), "--buildkit-addr", addr, *extra]
+    )

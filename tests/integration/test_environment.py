@@ -15,7 +15,7 @@ from melange_bk.apk.index import Index, entry_from_apk, write_index
 from melange_bk.buildkit.client import Client
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.session import ExportTarget
-from melange_bk.buildkit.solve import solve
+from melange_bk.buildkit.store import solve_stored
 from melange_bk.environment.bootstrap import build_bootstrap_repo
 from melange_bk.environment.prepare import host_arch, prepare
 
@@ -37,7 +37,14 @@ def test_busybox_environment_runs_and_is_cached(bk: Client, bootstrap, tmp_path:
                   user="build")  # fmt: skip
     defn = llb.marshal(run.root)
     out = io.StringIO()
-    first = solve(bk, defn, local_dirs=env.local_dirs_dict(), progress=Progress("plain", out=out))
+    first = solve_stored(
+        bk,
+        defn,
+        env.stored,
+        local_dirs=env.local_dirs_dict(),
+        memo_dir=env.memo_dir,
+        progress=Progress("plain", out=out),
+    )
     assert f"ok-{nonce}" in out.getvalue()
     assert not first.all_cached
 
@@ -48,7 +55,9 @@ def test_busybox_environment_runs_and_is_cached(bk: Client, bootstrap, tmp_path:
     defn2 = llb.marshal(llb.run(again.state, ["busybox", "sh", "-c", f"echo ok-{nonce}"], env={"PATH": PATH},
                                 cwd="/home/build", user="build").root)  # fmt: skip
     assert llb.definition_digest(defn2) == llb.definition_digest(defn)
-    second = solve(bk, defn2, local_dirs=again.local_dirs_dict())
+    second = solve_stored(
+        bk, defn2, again.stored, local_dirs=again.local_dirs_dict(), memo_dir=again.memo_dir
+    )
     assert second.all_cached, [(v.name, v.cached) for v in second.vertices]
 
 
@@ -62,7 +71,7 @@ def test_environment_contents(bk: Client, bootstrap, tmp_path: Path) -> None:  #
         env.state, ["/bin/sh", "-c", script], env={"PATH": PATH}, mounts=[llb.bind("/out", llb.scratch())]
     )
     dest = tmp_path / "out"
-    solve(bk, llb.marshal(run.get_mount("/out")), local_dirs=env.local_dirs_dict(),
+    solve_stored(bk, llb.marshal(run.get_mount("/out")), env.stored, local_dirs=env.local_dirs_dict(), memo_dir=env.memo_dir,
           export=ExportTarget("local", str(dest)))  # fmt: skip
     assert (dest / "uid").read_text() == "1000\n"
     assert (dest / "home").read_text() == "1000:1000\n"
@@ -91,7 +100,7 @@ def test_scriptlets_run_inside_buildkit(bk: Client, bootstrap, tmp_path: Path) -
     run = llb.run(env.state, ["/bin/sh", "-c", "cp /etc/post-install-ran /out/; ls -a / > /out/root"],
                   env={"PATH": PATH}, mounts=[llb.bind("/out", llb.scratch())])  # fmt: skip
     dest = tmp_path / "out"
-    solve(bk, llb.marshal(run.get_mount("/out")), local_dirs=env.local_dirs_dict(),
+    solve_stored(bk, llb.marshal(run.get_mount("/out")), env.stored, local_dirs=env.local_dirs_dict(), memo_dir=env.memo_dir,
           export=ExportTarget("local", str(dest)))  # fmt: skip
     assert (dest / "post-install-ran").read_text() == f"{nonce}\n"
     assert ".melange-bk-scriptlets" not in (dest / "root").read_text().split()

@@ -14,7 +14,7 @@ import pytest
 from melange_bk import llb
 from melange_bk.buildkit.client import Client
 from melange_bk.buildkit.progress import Progress
-from melange_bk.buildkit.solve import solve
+from melange_bk.buildkit.store import solve_stored
 from melange_bk.environment.base import Base
 from melange_bk.environment.bootstrap import build_bootstrap_repo
 from melange_bk.environment.prepare import host_arch, prepare
@@ -58,5 +58,12 @@ def test_c_hello_world_on_the_debian_build_rootfs(bk: Client, debian_tarball: st
     run = llb.run(env.state, ["/bin/sh", "-c", script], env={"PATH": "/usr/bin:/bin"}, cwd="/home/build",
                   user="build")  # fmt: skip
     out = io.StringIO()
-    solve(bk, llb.marshal(run.root), local_dirs=env.local_dirs_dict(), progress=Progress("plain", out=out))
+    solve_stored(
+        bk,
+        llb.marshal(run.root),
+        env.stored,
+        local_dirs=env.local_dirs_dict(),
+        memo_dir=env.memo_dir,
+        progress=Progress("plain", out=out),
+    )
     assert f"hello {nonce}" in out.getvalue()

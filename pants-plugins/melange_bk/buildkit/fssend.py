@@ -5,6 +5,10 @@ byte order (the receiver validates that order), then an empty STAT. The receiver
 files with REQ packets whose id is the entry's index in the STAT sequence; the sender answers with DATA packets and
 an empty DATA to end each file. A FIN from the receiver is answered with FIN, which ends the transfer.
 Files are read in chunks: memory stays bounded whatever their size.
+
+A `SourceTree` (the workspace) is sent as git would check it out: file / folder / symlink and the executable bit
+only (`filehash.git_mode`), owned by root, without xattrs or hard links, so the umask, owner or file system of the
+checkout never reaches the daemon (BuildKit's content hash of a local source covers modes and owners).
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from melange_bk.buildkit.fsmode import go_mode, is_regular
 from melange_bk.buildkit.patterns import Filter
+from melange_bk.filehash import git_mode
 from melange_bk.protos import fsutil_pb2
 
 CHUNK = 128 * 1024
 _QUEUE_DEPTH = 64  # packets in flight from us: bounds memory to ~8 MiB
 Packet = fsutil_pb2.Packet
+
+
+class SourceTree(str):
+    """A local directory offered as a source tree: uploaded with git's modes only (see the module's docstring)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,20 @@ def _xattrs(path: str) -> Dict[str, bytes]:
         except OSError:
             pass
     return out
+
+
+def source_tree_stat(rel: str, abspath: str, s: os.stat_result) -> Optional[fsutil_pb2.Stat]:
+    """The Stat of an entry of a source tree (None: not something git keeps, not sent)."""
+    mode = git_mode(s.st_mode)
+    if mode is None:
+        return None
+    stat = fsutil_pb2.Stat(path=rel, mode=go_mode(mode), modTime=s.st_mtime_ns)
+    if st.S_ISLNK(mode):
+        stat.linkname = os.readlink(abspath)
+        stat.size = len(os.fsencode(stat.linkname))
+    elif st.S_ISREG(mode):
+        stat.size = s.st_size
+    return stat
 
 
 def make_stat(
@@ -74,14 +97,20 @@ def make_stat(
 
 def walk(root: str, flt: Optional[Filter] = None) -> Iterator[Entry]:
     """Entries under `root` in fsutil's order, filtered like BuildKit's filter FS (parents of an included path
-    are sent even when they do not match themselves)."""
+    are sent even when they do not match themselves). A `SourceTree` root gives `source_tree_stat`s."""
     include, exclude = (flt or Filter()).compiled()
     links: Dict[Tuple[int, int], str] = {}
     pending_dirs: List[Tuple[str, str, os.stat_result]] = []  # parents not yet sent (lazy, for filters)
+    as_source = isinstance(root, SourceTree)
+
+    def entry(rel: str, ab: str, s: os.stat_result) -> Iterator[Entry]:
+        stat = source_tree_stat(rel, ab, s) if as_source else make_stat(rel, ab, s, links)
+        if stat is not None:
+            yield Entry(rel, ab, stat)
 
     def emit_pending() -> Iterator[Entry]:
         for rel, ab, s in pending_dirs:
-            yield Entry(rel, ab, make_stat(rel, ab, s, links))
+            yield from entry(rel, ab, s)
         pending_dirs.clear()
 
     def rec(dir_abs: str, dir_rel: str, included_by_parent: bool) -> Iterator[Entry]:
@@ -98,7 +127,7 @@ def walk(root: str, flt: Optional[Filter] = None) -> Iterator[Entry]:
             excluded = exclude is not None and exclude.matches(rel)
             if selected and not excluded:
                 yield from emit_pending()
-                yield Entry(rel, ab, make_stat(rel, ab, s, links))
+                yield from entry(rel, ab, s)
                 if is_dir:
                     yield from rec(ab, rel, True if include is not None else included_by_parent)
                 continue

@@ -42,10 +42,17 @@ _CHUNK = 256 * 1024
 
 @dataclass(frozen=True)
 class ExportTarget:
-    """Where an exporter's output goes: a directory (local exporter) or a file (tar exporter)."""
+    """Where an exporter's output goes: a directory (local exporter), a file (tar exporter), or the daemon's own
+    image store (`image` on buildkitd, `moby` on dockerd; `attrs` name the image)."""
 
-    kind: str  # "local" | "tar"
-    path: str
+    kind: str  # "local" | "tar" | "image" | "moby"
+    path: str = ""
+    attrs: Tuple[Tuple[str, str], ...] = ()
+
+    @property
+    def to_client(self) -> bool:
+        """Whether the daemon sends the output to us through the session (FileSend)."""
+        return self.kind in ("local", "tar")
 
 
 def _metadata(context: grpc.ServicerContext) -> Dict[str, List[str]]:

@@ -11,6 +11,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import grpc
 
+from melange_bk import llb
 from melange_bk.buildkit.client import CONTROL, Client
 from melange_bk.buildkit.progress import (
     Progress,
@@ -48,11 +49,13 @@ class SolveResult:
 
     @property
     def all_cached(self) -> bool:
-        """True when every vertex that did work was a cache hit (the second run of an unchanged graph)."""
+        """True when every vertex that did work was a cache hit (the second run of an unchanged graph). Local
+        sources (synced every time) and stored images (read from the daemon's store: buildkit/store.py) do none.
+        """
         work = [
             v
             for v in self.vertices
-            if not v.name.startswith("[internal]") and not v.name.startswith("local://")
+            if not v.name.startswith(("[internal]", "local://")) and llb.STORED_DOMAIN not in v.name
         ]
         return bool(work) and all(v.cached for v in work)
 
@@ -69,7 +72,10 @@ def _solve_request(
     if export is not None:
         # Both the legacy single-exporter fields and the list, as the Go client sends them.
         req.ExporterDeprecated = export.kind
-        req.Exporters.add(Type=export.kind)
+        exporter = req.Exporters.add(Type=export.kind)
+        for key, value in export.attrs:
+            req.ExporterAttrsDeprecated[key] = value
+            exporter.Attrs[key] = value
     return req
 
 
@@ -134,7 +140,7 @@ def solve(
             raise BuildKitError("MELANGE_BK_LIVENESS_TIMEOUT must be a number of seconds") from None
     ref = uuid.uuid4().hex
     start = time.monotonic()
-    with Session(local_dirs=local_dirs, exports=(export,) if export else ()) as session:
+    with Session(local_dirs=local_dirs, exports=(export,) if export and export.to_client else ()) as session:
         session.attach(client, via=session_via)
         status_call = client.channel.unary_stream(
             CONTROL + "Status",

@@ -4,11 +4,10 @@ with the plan's APKs resolved from its repositories and installed on top (the en
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, Tuple
+from typing import Tuple
 
-from melange_bk import llb
 from melange_bk.environment.base import parse_base
-from melange_bk.environment.prepare import prepare_environment
+from melange_bk.environment.prepare import PreparedEnvironment, prepare_environment
 from melange_bk.plan.model import BuildPlan
 
 
@@ -26,8 +25,8 @@ class EnvironmentOptions:
     allow_untrusted: bool = False
 
 
-def environment_for(plan: BuildPlan, opts: EnvironmentOptions) -> Tuple[llb.State, Dict[str, str]]:
-    """(LLB state of the environment, local directories its session must offer)."""
+def environment_for(plan: BuildPlan, opts: EnvironmentOptions) -> PreparedEnvironment:
+    """The environment's LLB state, the local directories its session must offer and its stored trees."""
     env = plan.environment
     if opts.packages_append:
         env = replace(env, packages=tuple(sorted(set(env.packages) | set(opts.packages_append))))
@@ -40,4 +39,4 @@ def environment_for(plan: BuildPlan, opts: EnvironmentOptions) -> Tuple[llb.Stat
         cache=opts.cache_dir or None,
         allow_untrusted=opts.allow_untrusted,
     )
-    return prepared.state, prepared.local_dirs_dict()
+    return prepared

@@ -18,15 +18,19 @@ from melange_bk import llb
 from melange_bk.apk import load_signing_key
 from melange_bk.apk.index import write_index
 from melange_bk.buildkit.address import TLSConfig
+from melange_bk.buildkit.fssend import SourceTree
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.session import ExportTarget
-from melange_bk.buildkit.solve import SolveResult, solve
+from melange_bk.buildkit.solve import SolveResult
+from melange_bk.buildkit.store import StoredTree, solve_stored
+from melange_bk.config.canonical import canonical_yaml
+from melange_bk.config.yamlsrc import read_text
 from melange_bk.driver.buildenv import EnvironmentOptions, environment_for
 from melange_bk.driver.llbgen import WORKSPACE, GraphOptions, build_graph, workspace_dir
 from melange_bk.driver.package import write_packages
 from melange_bk.errors import MelangeError
-from melange_bk.filehash import walk_sorted
+from melange_bk.filehash import git_mode, walk_sorted
 from melange_bk.plan.compile import compile_file
 from melange_bk.plan.model import BuildPlan
 
@@ -66,14 +70,25 @@ class BuildResult:
     solve: Optional[SolveResult] = None
 
 
-def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[str, str]]:  # type: ignore[name-defined]
-    """Everything up to the Definition (no daemon): plan, LLB, and the local dirs the session must offer."""
+@dataclass(frozen=True)
+class Prepared:
+    """Everything up to the Definition (no daemon needed)."""
+
+    plan: BuildPlan
+    definition: llb.ops_pb2.Definition  # type: ignore[name-defined]
+    local_dirs: Dict[str, str]  # what the session offers (the workspace, and the stored trees for loading)
+    stored: Tuple[StoredTree, ...]  # the environment's stored images (see buildkit.store)
+    memo_dir: str
+
+
+def prepare(req: BuildRequest) -> Prepared:
+    """Everything up to the Definition (no daemon): plan, LLB, the local dirs, the stored trees."""
     plan = compile_file(req.config_file, arch=req.arch, pipeline_dirs=req.pipeline_dirs, extra_vars=req.vars)
     if req.extra_env:
         env = dict(plan.environment.env)
         env.update(dict(req.extra_env))
         plan = replace(plan, environment=replace(plan.environment, env=tuple(sorted(env.items()))))
-    env_state, local_dirs = environment_for(plan, req.environment)
+    env = environment_for(plan, req.environment)
     source_dir, exclude = workspace_dir(req.config_file, req.source_dir)
     if req.signing_key:  # a key kept in the source dir is never uploaded (the client alone signs)
         key_real, src_real = os.path.realpath(req.signing_key), os.path.realpath(source_dir)
@@ -82,7 +97,7 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
             exclude += (re.sub(r"([*?\[\\])", r"\\\1", rel),)
     graph = build_graph(
         plan,
-        env_state,
+        env.state,
         GraphOptions(
             source_date_epoch=req.source_date_epoch,
             cache_mounts=req.cache_mounts,
@@ -90,19 +105,23 @@ def prepare(req: BuildRequest) -> Tuple[BuildPlan, llb.ops_pb2.Definition, Dict[
             workspace_unique=workspace_digest(source_dir, exclude),
         ),
     )
-    local_dirs = dict(local_dirs)
-    local_dirs[WORKSPACE] = source_dir
-    return plan, graph.marshal(), local_dirs
+    local_dirs = env.local_dirs_dict()
+    local_dirs[WORKSPACE] = SourceTree(source_dir)
+    return Prepared(plan, graph.marshal(), local_dirs, env.stored, env.memo_dir)
 
 
 def workspace_digest(root: str, exclude: Tuple[str, ...] = ()) -> str:
-    """sha256 over the workspace's paths, modes and contents (`exclude` paths and melange-out left out): equal
-    workspaces give equal LLB on any machine, different ones never collide in the daemon."""
+    """sha256 over the workspace's paths, git modes (`git_mode`: type and executable bit) and contents (`exclude`
+    paths and melange-out left out): equal checkouts give equal LLB on any machine, under any umask and at any
+    path; different ones never collide in the daemon. Entries git does not keep (sockets, FIFOs) are left out, as
+    the upload leaves them out (`SourceTree`)."""
     h = hashlib.sha256()
     skip = {re.sub(r"\\(.)", r"\1", e) for e in exclude} | {"melange-out"}
     for rel, full in walk_sorted(root, skip):
-        st = os.lstat(full)
-        h.update(f"{rel}\0{st.st_mode:o}\0".encode("utf-8", "surrogateescape"))
+        mode = git_mode(os.lstat(full).st_mode)
+        if mode is None:
+            continue
+        h.update(f"{rel}\0{mode:o}\0".encode("utf-8", "surrogateescape"))
         if os.path.islink(full):
             h.update(os.readlink(full).encode("utf-8", "surrogateescape"))
         elif os.path.isfile(full):
@@ -114,7 +133,8 @@ def workspace_digest(root: str, exclude: Tuple[str, ...] = ()) -> str:
 
 
 def build(req: BuildRequest) -> BuildResult:
-    plan, definition, local_dirs = prepare(req)
+    prepared = prepare(req)
+    plan, definition = prepared.plan, prepared.definition
     digest = llb.definition_digest(definition)
     if req.emit_llb:
         data = llb.to_bytes(definition)
@@ -128,13 +148,16 @@ def build(req: BuildRequest) -> BuildResult:
     os.makedirs(arch_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{plan.package.name}-staging-", dir=arch_dir)
     try:
-        with open(req.config_file, "rb") as f:
-            yaml_bytes = f.read()
+        # What the package embeds is the parsed configuration re-encoded (as melange does), never the file's
+        # bytes: a comment or a reformatting leaves the .apk byte-identical, so dependents stay cached.
+        melange_yaml = canonical_yaml(req.config_file, read_text(req.config_file))
         with connect_for(plan.package.name, req.buildkit_addr, req.tls) as client:
-            result = solve(
+            result = solve_stored(
                 client,
                 definition,
-                local_dirs=local_dirs,
+                prepared.stored,
+                local_dirs=prepared.local_dirs,
+                memo_dir=prepared.memo_dir,
                 export=ExportTarget("local", os.path.join(staging, "melange-out")),
                 progress=Progress(req.progress),
             )
@@ -144,7 +167,7 @@ def build(req: BuildRequest) -> BuildResult:
             os.path.join(staging, "apks"),
             signing_key=key,
             source_date_epoch=req.source_date_epoch,
-            melange_yaml=yaml_bytes,
+            melange_yaml=melange_yaml,
         )
         final = []
         for w in written:

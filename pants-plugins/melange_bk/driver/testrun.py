@@ -27,13 +27,15 @@ from melange_bk.apk import load_signing_key, verify_apk, write_keypair
 from melange_bk.apk.index import Index, entry_from_contents, write_index
 from melange_bk.apk.reader import ApkContents
 from melange_bk.buildkit.address import TLSConfig
+from melange_bk.buildkit.fssend import SourceTree
 from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
-from melange_bk.buildkit.solve import SolveResult, solve
+from melange_bk.buildkit.solve import SolveResult
+from melange_bk.buildkit.store import solve_stored
 from melange_bk.driver.buildenv import EnvironmentOptions
 from melange_bk.driver.llbgen import WORKSPACE, platform_for, run_steps, workspace_copy, workspace_dir
 from melange_bk.environment.base import parse_base
-from melange_bk.environment.prepare import prepare_environment
+from melange_bk.environment.prepare import PreparedEnvironment, prepare_environment
 from melange_bk.environment.repository import cache_dir, fetch_keys, make_keyring
 from melange_bk.errors import ApkError, MelangeError
 from melange_bk.plan.compile import compile_file
@@ -235,8 +237,9 @@ def _compile(req: TestRequest) -> BuildPlan:
 
 def prepare_target(
     req: TestRequest, plan: BuildPlan, target: TestTarget, repo: LocalRepository
-) -> Tuple[llb.ops_pb2.Definition, Dict[str, str]]:  # type: ignore[name-defined]
-    """The Definition of one test and the local directories its session must offer."""
+) -> Tuple[llb.ops_pb2.Definition, Dict[str, str], PreparedEnvironment]:  # type: ignore[name-defined]
+    """The Definition of one test, the local directories its session must offer and its environment (whose
+    stored trees the solve loads when the daemon lacks them)."""
     opts = req.environment
     env = target.test.environment
     # the package under test at exactly the version under test, whatever other repositories hold
@@ -262,8 +265,8 @@ def prepare_target(
         workspace_exclude=exclude,
     )
     local_dirs = prepared.local_dirs_dict()
-    local_dirs[WORKSPACE] = source_dir
-    return llb.marshal(state, platform=platform_for(plan.arch)), local_dirs
+    local_dirs[WORKSPACE] = SourceTree(source_dir)
+    return llb.marshal(state, platform=platform_for(plan.arch)), local_dirs, prepared
 
 
 def run_tests(req: TestRequest) -> TestResult:
@@ -293,11 +296,13 @@ def run_tests(req: TestRequest) -> TestResult:
         prepared = [(t,) + tuple(prepare_target(req, plan, t, repo)) for t in todo]
     outcomes = []
     with connect_for(plan.package.name, req.buildkit_addr, req.tls) as client:
-        for target, definition, local_dirs in prepared:
-            result = solve(
+        for target, definition, local_dirs, env in prepared:
+            result = solve_stored(
                 client,
                 llb.isolate_locals(definition, uuid.uuid4().hex),  # no sharing with concurrent solves
+                env.stored,
                 local_dirs=local_dirs,
+                memo_dir=env.memo_dir,
                 progress=Progress(req.progress),
             )
             outcomes.append(TestOutcome(target.package, len(target.test.steps), result))

@@ -1,12 +1,12 @@
 """An environment as LLB: the base, the installed layer copied on top, then the recorded scriptlets.
 
     base none   scratch
-    base dir    scratch + copy of the local source `melange-bk-base`
-    base tar    same, from the tarball unpacked into the cache
+    base dir    the stored image of the rootfs directory (`buildkit.store`: loaded into the daemon once, keyed by
+    base tar    its content identity; the tarball is unpacked into the cache once)
     base image  an image source (pinned by digest)
 
-The layer directory is sent through the session as the local source `layer_name` and copied onto the base (the
-copy's cache key is the layer's content, so an unchanged layer is a cache hit whatever its path on this machine).
+The installed layer is a stored image too, keyed by the layer's digest and the paths left out of it: a build on an
+unchanged base and layer sends neither and walks neither (their cache keys are the images' config digests).
 Scriptlets (`.pre-install` then `.post-install` of each package, in install order) run in one exec, from files
 made by a FileOp and mounted read-only, so they never reach the environment itself. Nothing here depends on
 paths of this machine: equal inputs marshal to equal bytes.
@@ -14,9 +14,12 @@ paths of this machine: equal inputs marshal to equal bytes.
 
 from __future__ import annotations
 
-from typing import Sequence
+import hashlib
+import json
+from typing import Optional, Sequence
 
 from melange_bk import llb
+from melange_bk.buildkit.store import StoredTree
 from melange_bk.environment.base import Base
 from melange_bk.environment.installer import Scriptlet
 
@@ -26,17 +29,26 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RUN_ALL = f'set -e; for s in {SCRIPTLET_DIR}/*; do echo "running ${{s##*/}}"; "$s"; done'
 
 
-def base_state(base: Base, identity: str = "") -> llb.State:
-    """`identity` (see base.local_identity) keeps two different local bases apart in the daemon."""
+def base_tree(identity: str) -> StoredTree:
+    """The stored image of a local base whose content identity is `identity` (see base.local_identity)."""
+    return StoredTree("base", identity, BASE_LOCAL_NAME)
+
+
+def layer_tree(layer_name: str, digest: str, exclude: Sequence[str] = ()) -> StoredTree:
+    """The stored image of an installed layer (`digest`, the layer's), without `exclude` (`shadowed_by_base`)."""
+    doc = json.dumps([digest, sorted(exclude)], separators=(",", ":")).encode("utf-8")
+    return StoredTree("layer", hashlib.sha256(doc).hexdigest(), layer_name, tuple(exclude))
+
+
+def base_state(base: Base, stored: Optional[StoredTree] = None) -> llb.State:
+    """`stored`: the base's stored image (`base_tree`), for a local base."""
     if base.kind == "none":
         return llb.scratch()
     if base.kind == "image":
         return llb.image(base.location, custom_name=f"base image {llb.normalize_image_ref(base.location)}")
-    return llb.file(
-        llb.scratch(),
-        llb.copy(llb.local(BASE_LOCAL_NAME, unique=identity or None), "/", "/", copy_dir_contents=True),
-        custom_name="base rootfs",
-    )
+    if stored is None:
+        raise ValueError("a local base is read from its stored image: give base_tree(identity)")
+    return stored.state()
 
 
 def scriptlet_state(scriptlets: Sequence[Scriptlet]) -> llb.State:
@@ -48,17 +60,15 @@ def scriptlet_state(scriptlets: Sequence[Scriptlet]) -> llb.State:
 
 def environment_state(
     base: Base,
-    layer_name: str,
+    layer: StoredTree,
     scriptlets: Sequence[Scriptlet] = (),
-    exclude: Sequence[str] = (),
-    base_identity: str = "",
+    stored_base: Optional[StoredTree] = None,
 ) -> llb.State:
-    """The environment's root filesystem; `layer_name` is the local source holding the installed layer, of which
-    the paths in `exclude` (`shadowed_by_base`) are not sent."""
+    """The environment's root filesystem: `layer` (`layer_tree`) copied onto the base, then the scriptlets."""
     state = llb.file(
-        base_state(base, base_identity),
-        llb.copy(llb.local(layer_name, exclude=tuple(exclude)), "/", "/", copy_dir_contents=True),
-        custom_name=f"install {layer_name}",
+        base_state(base, stored_base),
+        llb.copy(layer.state(), "/", "/", copy_dir_contents=True),
+        custom_name=f"install {layer.local_name}",
     )
     if not scriptlets:
         return state

@@ -2,7 +2,8 @@
 
     prepared = prepare_environment(plan.environment, base=parse_base("none"), arch="x86_64")
     result = llb.run(prepared.state, [...])
-    solve(client, llb.marshal(...), local_dirs=prepared.local_dirs_dict())
+    solve_stored(client, llb.marshal(...), prepared.stored, local_dirs=prepared.local_dirs_dict(),
+                 memo_dir=prepared.memo_dir)
 
 Steps: fetch the keyring, fetch and verify each repository's index, resolve the packages, then install them into
 a layer directory under the user cache keyed by the layer's digest (the packages' checksums, the world, keys,
@@ -21,6 +22,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from melange_bk import llb
 from melange_bk.atomicfile import atomic_write
+from melange_bk.buildkit.store import StoredTree
 from melange_bk.config.arch import host_arch
 from melange_bk.environment.base import NONE, Base, local_identity, local_rootfs, read_base_file
 from melange_bk.environment.installer import (
@@ -35,7 +37,7 @@ from melange_bk.environment.installer import (
     install,
     shadowed_by_base,
 )
-from melange_bk.environment.loader import BASE_LOCAL_NAME, environment_state
+from melange_bk.environment.loader import BASE_LOCAL_NAME, base_tree, environment_state, layer_tree
 from melange_bk.environment.repository import (
     cache_dir,
     fetch_keys,
@@ -53,6 +55,10 @@ LAYER_FORMAT = 1
 class PreparedEnvironment:
     state: llb.State
     local_dirs: Tuple[Tuple[str, str], ...]  # (local source name, directory), sorted
+    # The trees `state` reads as stored images (base first, then the layer): solve with `solve_stored`, which
+    # loads those the daemon lacks (remembered in `memo_dir`).
+    stored: Tuple[StoredTree, ...]
+    memo_dir: str
     layer_name: str
     layer_dir: str
     resolution: Resolution
@@ -179,17 +185,15 @@ def prepare(
         atomic_write(manifest_path, _manifest(scriptlets, result.packages))
     layer_name = "melange-bk-env-" + digest[:32]
     local_dirs = {layer_name: layer_dir}
+    stored = [layer_tree(layer_name, digest, shadowed_by_base(layer_dir, root) if root is not None else ())]
     if root is not None:
         local_dirs[BASE_LOCAL_NAME] = root
+        stored.insert(0, base_tree(local_identity(base, cache)))
     return PreparedEnvironment(
-        state=environment_state(
-            base,
-            layer_name,
-            scriptlets,
-            shadowed_by_base(layer_dir, root) if root is not None else (),
-            base_identity=local_identity(base, cache),
-        ),
+        state=environment_state(base, stored[-1], scriptlets, stored[0] if root is not None else None),
         local_dirs=tuple(sorted(local_dirs.items())),
+        stored=tuple(stored),
+        memo_dir=os.path.join(cache_dir(cache), "stored"),
         layer_name=layer_name,
         layer_dir=layer_dir,
         resolution=resolution,

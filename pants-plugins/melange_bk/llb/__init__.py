@@ -25,7 +25,16 @@ from melange_bk.llb.exec import (
 from melange_bk.llb.file import FileActions, FileOp, Owner, copy, file, mkdir, mkfile, rm
 from melange_bk.llb.isolate import isolate_locals
 from melange_bk.llb.marshal import marshal, to_bytes
-from melange_bk.llb.source import SourceOp, git, http, image, local, normalize_image_ref
+from melange_bk.llb.source import (
+    STORED_DOMAIN,
+    SourceOp,
+    git,
+    http,
+    image,
+    local,
+    normalize_image_ref,
+    stored_image,
+)
 from melange_bk.llb.state import LLBError, Output, Platform, State, scratch
 
 __all__ = [
@@ -58,6 +67,8 @@ __all__ = [
     "http",
     "image",
     "isolate_locals",
+    "stored_image",
+    "STORED_DOMAIN",
     "local",
     "marshal",
     "mkdir",

@@ -40,11 +40,18 @@ ATTR_GIT_KEEP_DIR = "git.keepgitdir"
 ATTR_GIT_FULL_URL = "git.fullurl"
 ATTR_GIT_AUTH_TOKEN = "git.authtokensecret"
 ATTR_GIT_AUTH_HEADER = "git.authheadersecret"
+ATTR_IMAGE_RESOLVE_MODE = "image.resolvemode"
+# The domain of images the client stores in the daemon itself (see `stored_image`): `.invalid` never resolves,
+# so a missing image fails at once and no registry is ever asked for it.
+STORED_DOMAIN = "melange-bk.invalid"
 
 _DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$")
 _IMAGE_RE = re.compile(r"^(?P<name>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 _PATH_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_STORED_RE = re.compile(
+    r"^" + re.escape(STORED_DOMAIN) + r"/[a-z0-9]+(?:-[a-z0-9]+)*:[a-z0-9][a-z0-9.-]{0,127}$"
+)
 _COMMIT_RE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 
 
@@ -175,6 +182,21 @@ def image(ref: str, platform: Optional[Platform] = None, custom_name: Optional[s
         identifier="docker-image://" + normalize_image_ref(ref),
         caps=("source.image",),
         platform=platform,
+        name=custom_name,
+    )
+    return State(Output(vertex))
+
+
+def stored_image(ref: str, custom_name: Optional[str] = None) -> State:
+    """An image the client stored in the daemon itself, `melange-bk.invalid/NAME:TAG` with the tag a content
+    identity, read from the daemon's own image store (`image.resolvemode` local) and never from a registry. Its
+    cache key is the image's config digest: stable across sessions, unlike a local source's."""
+    if not _STORED_RE.match(ref):
+        raise LLBError(f"stored image reference {ref!r} must be {STORED_DOMAIN}/NAME:TAG")
+    vertex = SourceOp(
+        identifier="docker-image://" + ref,
+        attrs=((ATTR_IMAGE_RESOLVE_MODE, "local"),),
+        caps=("source.image", "source.image.resolvemode"),
         name=custom_name,
     )
     return State(Output(vertex))

@@ -109,9 +109,8 @@ def test_paths_in_steps_stay_in_the_sandbox(layout: Path, monkeypatch: pytest.Mo
     )
     yaml_path = src / "melange.yaml"
     yaml_path.write_text(HEAD + "pipeline:\n" + steps)
-    built, definition, local_dirs = prepare(
-        BuildRequest(config_file=str(yaml_path), pipeline_dirs=(str(layout / "pipelines"),))
-    )
+    prepared = prepare(BuildRequest(config_file=str(yaml_path), pipeline_dirs=(str(layout / "pipelines"),)))
+    built, definition, local_dirs = prepared.plan, prepared.definition, dict(prepared.local_dirs)
     monkeypatch.undo()
     assert "../outside/secret.patch" in plan.steps[0].runs  # a path the step resolves inside the container
     assert built.steps[0].workdir == "/outside"  # /home/build/../../outside: a path inside the container

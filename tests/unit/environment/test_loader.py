@@ -13,9 +13,10 @@ import pytest
 from melange_bk import llb
 from melange_bk.environment.base import NONE, Base, BaseError, local_rootfs, parse_base
 from melange_bk.environment.installer import Scriptlet
-from melange_bk.environment.loader import BASE_LOCAL_NAME, environment_state
+from melange_bk.environment.loader import BASE_LOCAL_NAME, base_tree, environment_state, layer_tree
 from melange_bk.environment.prepare import prepare, prepare_environment
 from melange_bk.environment.resolver import ResolveError
+from melange_bk.llb import STORED_DOMAIN
 from melange_bk.plan.model import Accounts, Environment, Group, User
 
 from .conftest import ARCH, Key, Pkg, RepoFactory
@@ -53,13 +54,30 @@ def test_bad_base(text: str, message: str) -> None:
         parse_base(text)
 
 
+LAYER = layer_tree("melange-bk-env-x", "0" * 64)
+
+
 def test_states_per_base() -> None:
-    none = json.dumps(_ops(environment_state(NONE, "layer")))
-    assert "local://layer" in none and "docker-image" not in none and BASE_LOCAL_NAME not in none
-    d = json.dumps(_ops(environment_state(Base("dir", "/somewhere/on/this/machine"), "layer")))
-    assert f"local://{BASE_LOCAL_NAME}" in d and "/somewhere" not in d
-    i = json.dumps(_ops(environment_state(Base("image", f"alpine@{DIGEST}"), "layer")))
+    none = json.dumps(_ops(environment_state(NONE, LAYER)))
+    assert f"docker-image://{LAYER.ref}" in none and "local://" not in none and "base:" not in none
+    base = base_tree("tar-" + "1" * 64)
+    d = json.dumps(
+        _ops(environment_state(Base("dir", "/somewhere/on/this/machine"), LAYER, stored_base=base))
+    )
+    assert f"docker-image://{STORED_DOMAIN}/base:tar-{'1' * 64}" in d and "/somewhere" not in d
+    assert "local://" not in d, "nothing of this machine is sent by a build: the trees are stored images"
+    i = json.dumps(_ops(environment_state(Base("image", f"alpine@{DIGEST}"), LAYER)))
     assert f"docker-image://docker.io/library/alpine@{DIGEST}" in i
+    with pytest.raises(ValueError):
+        environment_state(Base("dir", "/b"), LAYER)
+
+
+def test_stored_trees_are_read_locally_and_named_by_content() -> None:
+    (op,) = (o for o in _ops(environment_state(NONE, LAYER)) if "source" in o["Op"].get("Op", {}))
+    assert op["Op"]["Op"]["source"]["attrs"] == {"image.resolvemode": "local"}
+    assert layer_tree("n", "0" * 64).ref == layer_tree("other-name", "0" * 64).ref  # the name is not content
+    assert layer_tree("n", "0" * 64, ("usr/bin/tar",)).ref != LAYER.ref
+    assert layer_tree("n", "1" * 64).ref != LAYER.ref
 
 
 def test_scriptlets_run_in_one_exec_from_a_read_only_mount() -> None:
@@ -67,14 +85,14 @@ def test_scriptlets_run_in_one_exec_from_a_read_only_mount() -> None:
         Scriptlet("a-1-r0", ".post-install", b"#!/bin/sh\ntrue\n"),
         Scriptlet("b-1-r0", ".pre-install", b"x"),
     )
-    ops = _ops(environment_state(NONE, "layer", s))
+    ops = _ops(environment_state(NONE, LAYER, s))
     execs = [o["Op"]["Op"]["exec"] for o in ops if "exec" in o["Op"].get("Op", {})]
     assert len(execs) == 1
     (mount,) = (m for m in execs[0]["mounts"] if m["dest"] == "/.melange-bk-scriptlets")
     assert mount.get("readonly") is True
     text = json.dumps(ops)
     assert "/0000-a-1-r0.post-install" in text and "/0001-b-1-r0.pre-install" in text
-    assert json.dumps(_ops(environment_state(NONE, "layer"))).count('"exec"') == 0
+    assert json.dumps(_ops(environment_state(NONE, LAYER))).count('"exec"') == 0
 
 
 def test_tarball_base_unpacked_once_into_the_cache(tmp_path: Path) -> None:
@@ -172,6 +190,8 @@ def test_dir_base_is_offered_as_a_local_dir(make_repo: RepoFactory, key: Key, tm
         cache=str(tmp_path / "c"),
     )
     assert p.local_dirs_dict()[BASE_LOCAL_NAME] == str(root)
+    assert [t.local_name for t in p.stored] == [BASE_LOCAL_NAME, p.layer_name]
+    assert p.stored[0].identity.startswith("tree-")
     assert Path(p.layer_dir, "etc/passwd").read_text() == (root / "etc/passwd").read_text()
 
 
