@@ -86,6 +86,13 @@ class _Compiler:
         """Compile one step and its children into `out` (their needs into `needs_out`); False when its `if:` is
         false."""
         call = self._call(step, sid, frame)
+        # A `uses:` step's own `if:` holds in the caller's scope (the definition's `if:` is checked below).
+        if (
+            call.defn is not None
+            and step.if_
+            and not self._condition(step.if_, frame.scope, call.what, call.line)
+        ):
+            return False
         scope = self._bind_inputs(call, frame)
         source = self._source(
             call.uses, call.defn is not None and call.defn.builtin, scope, call.what, call.line
