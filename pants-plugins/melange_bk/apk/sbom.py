@@ -32,6 +32,7 @@ class SbomFile:
 class SbomOptions:
     namespace: str = "unknown"  # the distribution namespace used in the purl (melange: `--namespace`)
     tool: str = f"melange-bk ({__version__})"
+    cpe: str = ""  # the package's CPE 2.3 name (melange: from package.cpe), a SECURITY reference when set
 
 
 def sbom_path(info: PkgInfo) -> str:
@@ -99,6 +100,10 @@ def render(info: PkgInfo, files: Iterable[SbomFile], source_date_epoch: int, opt
             }
         ],
     }
+    if options.cpe:
+        package["externalRefs"].append(  # type: ignore[union-attr]
+            {"referenceCategory": "SECURITY", "referenceLocator": options.cpe, "referenceType": "cpe23Type"}
+        )
     if file_ids:
         package["packageVerificationCode"] = {"packageVerificationCodeValue": verification_code(files_sorted)}
     if info.description:

@@ -22,6 +22,7 @@ from melange_bk.buildkit.progress import (
 )
 from melange_bk.buildkit.session import ExportTarget, Session, check_receivers
 from melange_bk.errors import BuildKitError
+from melange_bk.llb.exec import required_entitlements
 from melange_bk.protos import control_pb2, ops_pb2
 
 ENTITLEMENTS = ("network.host", "security.insecure")
@@ -93,6 +94,13 @@ def _failure(client: Client, err: grpc.RpcError, progress: Progress) -> BuildKit
     if code == grpc.StatusCode.CANCELLED:
         return BuildKitError(f"solve on {client.address} was cancelled")
     details = (err.details() if hasattr(err, "details") else str(err)) or "unknown error"
+    if "entitlement security.insecure is not allowed" in details:
+        return BuildKitError(
+            f"BuildKit at {client.address} does not allow the security.insecure entitlement, which steps need "
+            "for Linux capabilities beyond its defaults (the YAML's capabilities.add): start buildkitd with "
+            "--allow-insecure-entitlement security.insecure, or set builder.entitlements.security-insecure in "
+            "dockerd's daemon.json"
+        )
     failed = progress.failed()
     if not failed:
         return BuildKitError(f"solve on {client.address} failed: {details.strip()}")
@@ -132,6 +140,7 @@ def solve(
     for e in entitlements:
         if e not in ENTITLEMENTS:
             raise BuildKitError(f"unknown entitlement {e!r}: one of {', '.join(ENTITLEMENTS)}")
+    entitlements = sorted(set(entitlements) | set(required_entitlements(definition)))
     progress = progress or Progress("quiet")
     if liveness_timeout is None:
         try:

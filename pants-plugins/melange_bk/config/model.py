@@ -95,7 +95,7 @@ class Resources:
 
 @dataclass(frozen=True)
 class Package:
-    YAML_IGNORED: ClassVar[Tuple[str, ...]] = ("annotations", "checks", "cpe", "setcap")
+    YAML_IGNORED: ClassVar[Tuple[str, ...]] = ("annotations", "checks", "setcap")
 
     name: str = yaml_key("name")
     version: str = yaml_key("version")
@@ -112,6 +112,8 @@ class Package:
     timeout: str = yaml_key("timeout", raw=True, default="")
     resources: Resources = yaml_key("resources", default=Resources())
     test_resources: Resources = yaml_key("test-resources", default=Resources())
+    # the CPE 2.3 name melange derives from `package.cpe` ("" when none is given)
+    cpe: str = yaml_key("cpe", kind=CUSTOM, default="")
 
     @property
     def full_version(self) -> str:
@@ -214,9 +216,15 @@ class DataRange:
 
 
 @dataclass(frozen=True)
-class Configuration:
-    YAML_IGNORED: ClassVar[Tuple[str, ...]] = ("capabilities",)
+class Capabilities:
+    """Top-level `capabilities`: Linux capabilities (CAP_* names, sorted) the build and test steps add or drop."""
 
+    add: Tuple[str, ...] = ()
+    drop: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Configuration:
     path: str
     package: Package = yaml_key("package", kind=CUSTOM)  # read first: its name and version are substituted
     environment: Environment = yaml_key("environment")
@@ -228,3 +236,4 @@ class Configuration:
     var_transforms: Tuple[VarTransform, ...] = yaml_key("var-transforms", default=())
     data: Tuple[DataRange, ...] = yaml_key("data", default=())
     update: Any = yaml_key("update", kind=CUSTOM, default=None)  # kept as plain data, unused
+    capabilities: Capabilities = yaml_key("capabilities", kind=CUSTOM, default=Capabilities())

@@ -16,7 +16,15 @@ import yaml
 from melange_bk.config import arch as arch_mod
 from melange_bk.config import limits
 from melange_bk.config import schema as sc
-from melange_bk.config.model import Configuration, DataRange, Package, Step, Subpackage, VarTransform
+from melange_bk.config.model import (
+    Capabilities,
+    Configuration,
+    DataRange,
+    Package,
+    Step,
+    Subpackage,
+    VarTransform,
+)
 from melange_bk.config.subst import SubstitutionError, substitute
 from melange_bk.config.transforms import replace_all
 from melange_bk.config.yamlsrc import Src, compose, line_of, one_line, scalar_content_line, to_plain
@@ -29,6 +37,17 @@ WORKDIR = "/home/build"
 OUTDIR = "/home/build/melange-out"
 
 _INTEGER = re.compile(r"-?\d+")
+# melange's CPE fields, in the order of the CPE 2.3 name after part:vendor:product:version:update.
+_CPE_FIELDS = ("edition", "language", "sw_edition", "target_sw", "target_hw", "other")
+_CPE_PARTS = ("a", "h", "o")
+# Linux capability names (capability.h), without the CAP_ prefix.
+LINUX_CAPABILITIES = frozenset(
+    """CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE
+    NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT
+    SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
+    AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ
+    PERFMON BPF CHECKPOINT_RESTORE""".split()
+)
 # `description:` documents a pipeline definition file; melange accepts it at any step there.
 _PIPELINE_FILE_EXTRA: Dict[type, FrozenSet[str]] = {Step: frozenset(("description",))}
 
@@ -197,6 +216,42 @@ class _Decoder:
     }
 
     # -- what the schema does not say ----------------------------------------------------------------------------
+    def cpe(self, node: Optional[yaml.Node], where: str, version: str) -> str:
+        """The CPE 2.3 name melange puts in the SBOM for `package.cpe` ("" when absent or empty): part (default
+        "a") : vendor : product : the package version : * (update) : the optional fields, * when unset."""
+        keys = ("part", "vendor", "product") + _CPE_FIELDS
+        f = self.src.mapping(node, where, frozenset(keys))
+        values = {k: self.s(f.get(k), f"{where}.{k}").strip() for k in keys}
+        if not any(values.values()):
+            return ""
+        for k, v in values.items():
+            if ":" in v or any(c.isspace() for c in v):
+                raise self.src.error(f"{where}.{k}: {v!r} must not contain a colon or whitespace", f.get(k))
+        part = values["part"] or "a"
+        if part not in _CPE_PARTS:
+            raise self.src.error(
+                f"{where}.part must be one of {', '.join(_CPE_PARTS)}, not {part!r}", f["part"]
+            )
+        for k in ("vendor", "product"):
+            if not values[k] or values[k] == "*":
+                raise self.src.error(f"{where}.{k} must be given exactly", node)
+        rest = [values[k] or "*" for k in _CPE_FIELDS]
+        return ":".join(["cpe:2.3", part, values["vendor"], values["product"], version, "*"] + rest)
+
+    def capabilities(self, node: Optional[yaml.Node], where: str) -> Capabilities:
+        f = self.src.mapping(node, where, frozenset(("add", "drop")))
+        out = {}
+        for key in ("add", "drop"):
+            names = set()
+            for value, line in self.src.strings(f.get(key), f"{where}.{key}"):
+                name = value.strip().upper()
+                name = name[4:] if name.startswith("CAP_") else name
+                if name not in LINUX_CAPABILITIES:
+                    raise self.src.error(f"{where}.{key}: {value!r} is not a Linux capability", line=line)
+                names.add("CAP_" + name)
+            out[key] = tuple(sorted(names))
+        return Capabilities(**out)
+
     def step(self, node: Optional[yaml.Node], where: str) -> Step:
         f = self.fields(Step, node, where)
         runs_node = f.get("runs")
@@ -270,7 +325,8 @@ def parse_config(
     ptmap.update((f"vars.{k}", v) for k, v in vars_)
     dec = _Decoder(src, ptmap)
 
-    package: Package = dec.build(Package, pkg_node, "package", pf, epoch=epoch)
+    cpe = dec.cpe(pf.get("cpe"), "package.cpe", dec.s(pf.get("version"), "package.version"))
+    package: Package = dec.build(Package, pkg_node, "package", pf, epoch=epoch, cpe=cpe)
     if not PACKAGE_NAME.match(package.name):
         raise src.error(f"package.name {package.name!r} is not a valid package name", pf.get("name"))
     if not PACKAGE_VERSION.match(package.version):
@@ -325,6 +381,7 @@ def parse_config(
         var_transforms=transforms,
         data=tuple(data.values()),
         update=to_plain(top.get("update")),
+        capabilities=dec.capabilities(top.get("capabilities"), "capabilities"),
     )
 
 

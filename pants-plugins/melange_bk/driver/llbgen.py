@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 from melange_bk import llb
 from melange_bk.config.arch import substitutions
+from melange_bk.config.model import Capabilities
 from melange_bk.errors import MelangeError
 from melange_bk.plan.model import PATH, WORKDIR, BuildPlan, GitSource, HttpSource, Step
 
@@ -126,8 +127,12 @@ def run_steps(
     user: str,
     mounts: List[llb.Mount],
     kind: str = "step",
+    capabilities: Optional[Capabilities] = None,
 ) -> llb.State:
-    """One ExecOp per step (network none, cwd /home/build, `env` then the step's own), each named by `step_name`."""
+    """One ExecOp per step (network none, cwd /home/build, `env` then the step's own), each named by `step_name`;
+    `capabilities` beyond BuildKit's defaults make the steps insecure ones (see `llb.security_for`)."""
+    caps = capabilities or Capabilities()
+    security = llb.security_for(caps.add, caps.drop)
     for step in steps:
         root = _place_sources(root, step)
         step_env = dict(env)
@@ -139,6 +144,7 @@ def run_steps(
             cwd=WORKDIR,
             user=user,
             mounts=mounts,
+            security=security,
             custom_name=step_name(pkg, step, kind),
         ).root
     return root
@@ -187,9 +193,10 @@ def build_graph(plan: BuildPlan, environment: llb.State, opts: Optional[GraphOpt
     mounts: List[llb.Mount] = []
     if opts.cache_mounts:
         mounts = [llb.cache(mount, cid, sharing="shared") for cid, mount, _ in CACHE_MOUNTS]
-    root = run_steps(root, pkg, plan.steps, env, user, mounts)
+    caps = plan.capabilities
+    root = run_steps(root, pkg, plan.steps, env, user, mounts, capabilities=caps)
     for sub in plan.subpackages:
-        root = run_steps(root, sub.name, sub.steps, env, user, mounts)
+        root = run_steps(root, sub.name, sub.steps, env, user, mounts, capabilities=caps)
     out = llb.file(
         llb.scratch(),
         llb.copy(root, OUT_DIR, "/", copy_dir_contents=True),

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from melange_bk.apk import PkgInfo, SigningKey, WriteOptions, WrittenApk, write_apk
+from melange_bk.apk.sbom import SbomOptions
 from melange_bk.apk.sca import ScaOptions, analyze, merge_dependencies
 from melange_bk.config.model import Dependencies, PackageOptions, Scriptlets
 from melange_bk.errors import ConfigError
-from melange_bk.plan.model import BuildPlan
+from melange_bk.plan.model import BuildPlan, GitSource
 
 _SCRIPTLET_FILES = (
     ("pre_install", ".pre-install"),
@@ -34,15 +35,23 @@ class PackageSpec:
     scriptlets: Scriptlets
 
 
+def checkout_commit(plan: BuildPlan) -> str:
+    """The commit of the build's source checkout when there is exactly one (git-checkout's expected-commit)."""
+    commits = {s.source.commit for s in plan.steps if isinstance(s.source, GitSource)}
+    return commits.pop() if len(commits) == 1 else ""
+
+
 def specs(plan: BuildPlan) -> Tuple[PackageSpec, ...]:
+    """Each package's metadata; `commit` is package.commit, else the source checkout's commit (when known)."""
     p = plan.package
-    main = PackageSpec(p.name, p.description, p.url, p.commit, p.dependencies, p.options, p.scriptlets)
+    commit = p.commit or checkout_commit(plan)
+    main = PackageSpec(p.name, p.description, p.url, commit, p.dependencies, p.options, p.scriptlets)
     subs = tuple(
         PackageSpec(
             s.name,
             s.description,
             s.url or p.url,
-            s.commit or p.commit,
+            s.commit or commit,
             s.dependencies,
             s.options,
             s.scriptlets,
@@ -109,6 +118,7 @@ def write_packages(
             description=s.description,
             url=s.url,
             commit=s.commit,
+            builddate=source_date_epoch,  # as melange: SOURCE_DATE_EPOCH (left out when 0)
             licenses=licenses,
             depends=depends,
             provides=provides,
@@ -129,7 +139,9 @@ def write_packages(
                 signing_key=signing_key,
                 scriptlets=_scriptlets(s.scriptlets),
                 melange_yaml=melange_yaml,
-                options=WriteOptions(source_date_epoch=source_date_epoch),
+                options=WriteOptions(
+                    source_date_epoch=source_date_epoch, sbom=SbomOptions(cpe=plan.package.cpe)
+                ),
             )
         )
     return written

@@ -32,6 +32,7 @@ from melange_bk.buildkit.progress import Progress
 from melange_bk.buildkit.select import connect_for
 from melange_bk.buildkit.solve import SolveResult
 from melange_bk.buildkit.store import solve_stored
+from melange_bk.config.model import Capabilities
 from melange_bk.driver.buildenv import EnvironmentOptions
 from melange_bk.driver.llbgen import WORKSPACE, platform_for, run_steps, workspace_copy, workspace_dir
 from melange_bk.environment.base import parse_base
@@ -79,6 +80,7 @@ class TestTarget:
     package: str
     version: str  # full version, e.g. 1.0.0-r0
     test: Test
+    capabilities: Capabilities = Capabilities()  # the YAML's top-level capabilities
 
 
 @dataclass(frozen=True)
@@ -110,10 +112,10 @@ def targets(plan: BuildPlan) -> Tuple[TestTarget, ...]:
     version = plan.package.full_version
     out: List[TestTarget] = []
     if plan.test is not None and plan.test.steps:
-        out.append(TestTarget(plan.package.name, version, plan.test))
+        out.append(TestTarget(plan.package.name, version, plan.test, plan.capabilities))
     for sub in plan.subpackages:
         if sub.test is not None and sub.test.steps:
-            out.append(TestTarget(sub.name, version, sub.test))
+            out.append(TestTarget(sub.name, version, sub.test, plan.capabilities))
     return tuple(out)
 
 
@@ -225,7 +227,9 @@ def test_state(
     env = {"PATH": PATH, "HOME": WORKDIR, "SOURCE_DATE_EPOCH": str(source_date_epoch)}
     env.update(dict(test.environment.env))
     env.update(dict(extra_env))
-    return run_steps(root, target.package, test.steps, env, user, [], kind="test")
+    return run_steps(
+        root, target.package, test.steps, env, user, [], kind="test", capabilities=target.capabilities
+    )
 
 
 test_state.__test__ = False  # type: ignore[attr-defined]

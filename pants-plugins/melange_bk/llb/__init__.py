@@ -19,7 +19,9 @@ from melange_bk.llb.exec import (
     SecurityMode,
     bind,
     cache,
+    required_entitlements,
     run,
+    security_for,
     tmpfs,
 )
 from melange_bk.llb.file import FileActions, FileOp, Owner, copy, file, mkdir, mkfile, rm
@@ -76,9 +78,11 @@ __all__ = [
     "normalize_image_ref",
     "op_bytes",
     "parse_definition",
+    "required_entitlements",
     "rm",
     "run",
     "scratch",
+    "security_for",
     "tmpfs",
     "to_bytes",
 ]

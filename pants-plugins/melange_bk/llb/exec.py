@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from melange_bk.llb.digest import op_bytes
 from melange_bk.llb.state import (
     InputResolver,
     LLBError,
@@ -51,6 +52,46 @@ class MountKind(enum.Enum):
     BIND = "bind"
     CACHE = "cache"
     TMPFS = "tmpfs"
+
+
+# What a step gets in BuildKit's SANDBOX security mode: moby's default capability set (oci.DefaultCaps).
+DEFAULT_CAPABILITIES = frozenset(
+    "CAP_" + c
+    for c in """CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP NET_BIND_SERVICE
+    SYS_CHROOT KILL AUDIT_WRITE""".split()
+)
+_ENTITLEMENT = {"network": "network.host", "security": "security.insecure"}
+
+
+def security_for(add: Iterable[str], drop: Iterable[str] = ()) -> SecurityMode:
+    """The security mode that gives a step the capabilities `add` (CAP_* names) on top of the defaults.
+
+    SANDBOX when the defaults hold them all; INSECURE otherwise, the only way LLB grants more: it gives every
+    capability (and no seccomp filter), and the daemon must allow the `security.insecure` entitlement. An exec
+    cannot lose a default capability in LLB: `drop` is refused unless it only names capabilities it lacks anyway.
+    """
+    dropped = sorted(set(drop) & (DEFAULT_CAPABILITIES | set(add)))
+    if dropped:
+        raise LLBError(
+            f"capabilities.drop ({', '.join(dropped)}) is not supported: BuildKit cannot take a capability away "
+            "from a step"
+        )
+    return SecurityMode.SANDBOX if set(add) <= DEFAULT_CAPABILITIES else SecurityMode.INSECURE
+
+
+def required_entitlements(definition: ops_pb2.Definition) -> Tuple[str, ...]:
+    """The entitlements a solve of `definition` must ask for: `network.host` for host-network execs,
+    `security.insecure` for insecure ones (sorted)."""
+    out = set()
+    for data in op_bytes(definition):
+        op = ops_pb2.Op.FromString(data)
+        if op.WhichOneof("op") != "exec":
+            continue
+        if op.exec.network == ops_pb2.HOST:
+            out.add(_ENTITLEMENT["network"])
+        if op.exec.security == ops_pb2.INSECURE:
+            out.add(_ENTITLEMENT["security"])
+    return tuple(sorted(out))
 
 
 _NET_PB = {NetMode.SANDBOX: ops_pb2.UNSET, NetMode.HOST: ops_pb2.HOST, NetMode.NONE: ops_pb2.NONE}

@@ -442,12 +442,14 @@ class _Compiler:
                 target_architecture=pkg.target_architecture,
                 timeout=pkg.timeout,
                 resources=pkg.resources,
+                cpe=pkg.cpe,
             ),
             vars=tuple(sorted(cfg.vars)),
             environment=self.environment(cfg.environment, needs, _DEFAULT_ENV),
             steps=steps,
             subpackages=tuple(subpackages),
             test=self.test(cfg.test, sm, "test pipeline", pkg.name),
+            capabilities=cfg.capabilities,
         )
 
 

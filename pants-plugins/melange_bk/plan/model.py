@@ -9,7 +9,14 @@ import json
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Dict, Optional, Tuple, Union
 
-from melange_bk.config.model import Copyright, Dependencies, PackageOptions, Resources, Scriptlets
+from melange_bk.config.model import (
+    Capabilities,
+    Copyright,
+    Dependencies,
+    PackageOptions,
+    Resources,
+    Scriptlets,
+)
 
 Pairs = Tuple[Tuple[str, str], ...]
 
@@ -135,6 +142,7 @@ class PackageInfo:
     target_architecture: Tuple[str, ...]
     timeout: str
     resources: Resources
+    cpe: str = ""  # CPE 2.3 name for the SBOMs ("" when package.cpe is not given)
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,7 @@ class BuildPlan:
     steps: Tuple[Step, ...]
     subpackages: Tuple[Subpackage, ...]
     test: Optional[Test]
+    capabilities: Capabilities = Capabilities()  # for every build and test step
 
     def to_dict(self) -> Dict[str, Any]:
         return _plain(self)

@@ -108,3 +108,15 @@ def test_progress_prints_a_failed_command_by_its_exit_code() -> None:
         "#1 [hello] step 1: compile",
         "#1 ERROR [hello] step 1: compile: exit code: 2",
     ]
+
+
+def test_a_refused_security_insecure_entitlement_says_what_needs_it_and_how_to_allow_it() -> None:
+    # What dockerd's BuildKit answers (no vertex ran) for steps that need capabilities beyond its defaults.
+    err = _failure(
+        CLIENT,  # type: ignore[arg-type]
+        _SolveError("granting entitlement security.insecure is not allowed by build daemon configuration"),
+        Progress("quiet"),
+    )
+    text = str(err)
+    assert "\n" not in text and "capabilities.add" in text
+    assert "--allow-insecure-entitlement security.insecure" in text

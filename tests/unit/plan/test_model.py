@@ -12,7 +12,17 @@ def test_to_json_key_order_and_argv() -> None:
         "pipeline:\n  - runs: echo hi\n    working-directory: it's\n",
     )
     data = json.loads(plan.to_json())
-    assert list(data) == ["file", "arch", "package", "vars", "environment", "steps", "subpackages", "test"]
+    assert list(data) == [
+        "file",
+        "arch",
+        "package",
+        "vars",
+        "environment",
+        "steps",
+        "subpackages",
+        "test",
+        "capabilities",
+    ]
     step = data["steps"][0]
     assert list(step) == ["id", "name", "uses", "line", "runs", "workdir", "env", "needs", "source"]
     assert list(step["env"]) == sorted(step["env"])
