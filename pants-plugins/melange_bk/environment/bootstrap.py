@@ -2,10 +2,11 @@
 
 - `busybox`: Debian's static busybox at /bin/busybox plus one symlink per applet; provides `cmd:<applet>` for
   every applet (so `cmd:sh`, `cmd:wget`, …). With base `none` it is a complete small environment.
-- Meta packages without files (`build-base`, `autoconf`, `git`, `wget`, …: the Wolfi names of what
-  `bin/rootfs debian-build` installs), so that a melange YAML written for Wolfi resolves when its environment
-  starts from the Debian build rootfs (`tar:$(bin/rootfs debian-build --tarball)`). They provide nothing by
-  themselves: on another base the tools are simply missing.
+- Meta packages without files, one per Wolfi name of `debian-build.yaml` (the reviewable mapping from Wolfi
+  names to the Debian packages `bin/rootfs debian-build` installs, with their `so:`/`cmd:`/`pc:` provides), so
+  that a melange YAML written for Wolfi resolves when its environment starts from the Debian build rootfs
+  (`tar:$(bin/rootfs debian-build --tarball)`). They provide nothing by themselves: on another base the tools are
+  simply missing.
 
 Layout: `<dest>/<arch>/*.apk`, `<dest>/<arch>/APKINDEX.tar.gz` (signed), `<dest>/<key>.rsa.pub` (the keyring
 entry); the private key stays in `<dest>/.signing/` unless another is given. The packages and index are
@@ -24,57 +25,21 @@ from typing import List, Optional, Tuple
 
 from melange_bk.apk import PkgInfo, WriteOptions, load_signing_key, write_apk, write_keypair
 from melange_bk.apk.index import Index, entry_from_apk, write_index
+from melange_bk.environment.debmap import Entry, load
 from melange_bk.environment.repository import INDEX_NAME
 from melange_bk.errors import MelangeError
 
 KEY_NAME = "melange-bk-bootstrap.rsa"
 BUSYBOX = "/bin/busybox"
-DEBIAN_PROVIDED = (
-    "autoconf",
-    "automake",
-    "bash",
-    "binutils",
-    "build-base",
-    "bzip2",
-    "ca-certificates-bundle",
-    "cmake",
-    "coreutils",
-    "diffutils",
-    "file",
-    "findutils",
-    "gcc",
-    "git",
-    "grep",
-    "gzip",
-    "libtool",
-    "make",
-    "meson",
-    "ninja",
-    "patch",
-    "perl",
-    "pkgconf",
-    "python3",
-    "scanelf",
-    "sed",
-    "tar",
-    "wget",
-    "xz",
-    "zstd",
-)
-META_VERSION = "0-r0"
-# Libraries of the Debian build rootfs, as the `so:` names that SCA puts in packages built on it.
+# The dynamic loader glibc's meta package provides besides the mapping's so: names (it differs per architecture).
 _LOADER = {"x86_64": "ld-linux-x86-64.so.2", "aarch64": "ld-linux-aarch64.so.1"}
-DEBIAN_LIBS = (
-    ("glibc", ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libresolv.so.2",
-               "libutil.so.1", "libcrypt.so.1")),
-    ("libgcc", ("libgcc_s.so.1",)),
-    ("libstdc++", ("libstdc++.so.6",)),
-    ("zlib", ("libz.so.1",)),
-)  # fmt: skip
 
 
-def _so_provides(sonames: Tuple[str, ...]) -> Tuple[str, ...]:
-    return tuple(sorted(f"so:{n}={n.split('.so.', 1)[1]}" for n in sonames))
+def _meta_provides(entry: Entry, arch: str) -> Tuple[str, ...]:
+    provides = set(entry.provides)
+    if entry.name == "glibc" and arch in _LOADER:
+        provides.add(f"so:{_LOADER[arch]}=2")
+    return tuple(sorted(provides))
 
 
 @dataclass(frozen=True)
@@ -173,20 +138,21 @@ def build_bootstrap_repo(
         if debian_metas:
             empty = os.path.join(work, "empty")
             os.makedirs(empty)
-            metas = [(name, "provided by the Debian build rootfs (bin/rootfs debian-build); no files", ())
-                     for name in DEBIAN_PROVIDED]  # fmt: skip
-            for name, sonames in DEBIAN_LIBS:
-                if name == "glibc" and arch in _LOADER:
-                    sonames = sonames + (_LOADER[arch],)
-                desc = "libraries of the Debian build rootfs (bin/rootfs debian-build); no files"
-                metas.append((name, desc, _so_provides(sonames)))
-            v, _, e = META_VERSION.rpartition("-r")
-            for name, desc, provides in metas:
+            mapping = load()
+            for entry in mapping.entries:
+                if entry.name == "busybox":  # the real one above
+                    continue
                 meta = PkgInfo(
-                    name=name, version=v, epoch=int(e), arch=arch, description=desc, provides=provides
+                    name=entry.name,
+                    version=entry.version,
+                    epoch=0,
+                    arch=arch,
+                    description=f"Debian {mapping.suite} {' '.join(entry.debian)} on the build rootfs (bin/rootfs "
+                    "debian-build); no files",
+                    provides=_meta_provides(entry, arch),
                 )
                 written.append(
-                    write_apk(empty, os.path.join(arch_dir, f"{name}-{META_VERSION}.apk"), meta,
+                    write_apk(empty, os.path.join(arch_dir, f"{meta.identity}.apk"), meta,
                               signing_key=key, options=options)  # fmt: skip
                 )
     names = {os.path.basename(w.path) for w in written}
