@@ -24,12 +24,13 @@ import time
 from pathlib import Path
 from typing import Counter, Dict, List, Tuple
 
-from melange_bk.config import Resolver, compile_config, parse_config
+from melange_bk.config import Resolver, parse_config
 from melange_bk.environment.bootstrap import build_bootstrap_repo
 from melange_bk.environment.repository import load_index
 from melange_bk.environment.resolver import Universe
 from melange_bk.environment.versions import VersionError, parse_dependency
 from melange_bk.errors import MelangeError
+from melange_bk.plan.compile import compile_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TREE = ROOT.parent / "shared" / "wolfi-os"
