@@ -219,8 +219,8 @@ class DataRange:
 class Capabilities:
     """Top-level `capabilities`: Linux capabilities (CAP_* names, sorted) the build and test steps add or drop."""
 
-    add: Tuple[str, ...] = ()
-    drop: Tuple[str, ...] = ()
+    add: Tuple[str, ...] = yaml_key("add", raw=True, default=())
+    drop: Tuple[str, ...] = yaml_key("drop", raw=True, default=())
 
 
 @dataclass(frozen=True)
