@@ -47,15 +47,29 @@ def test_bin_rootfs_reads_the_same_list() -> None:
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("suite: bookworm\npackages:\n  x: [Bad_Name]\n", "packages.x.debian"),
-        ("suite: bookworm\npackages:\n  x: {debian: [a1], provides: [so:libx.so.1=one]}\n", "packages.x.provides"),
-        ("suite: bookworm\npackages:\n  x: {debian: [a1], extra: 1}\n", "unknown keys"),
-        ("packages: {}\n", "expected the keys suite and packages"),
+        ("suite: bookworm\ncore: []\npackages:\n  x: [Bad_Name]\n", "packages.x.debian"),
+        (
+            "suite: bookworm\ncore: []\npackages:\n  x: {debian: [a1], provides: [so:libx.so.1=one]}\n",
+            "packages.x.provides",
+        ),
+        ("suite: bookworm\ncore: []\npackages:\n  x: {debian: [a1], extra: 1}\n", "unknown keys"),
+        ("suite: bookworm\ncore: [y]\npackages:\n  x: [a1]\n", "core names packages the mapping lacks: y"),
+        ("packages: {}\n", "expected the keys suite, core"),
     ],
 )
 def test_bad_mapping_is_refused(text: str, message: str) -> None:
     with pytest.raises(debmap.MappingError, match=message):
         debmap.parse(text, "m.yaml")
+
+
+def test_profiles_core_is_a_part_of_full() -> None:
+    full, core = debmap.load(profile="full"), debmap.load(profile="core")
+    assert {e.name for e in core.entries} == set(core.core) < {e.name for e in full.entries}
+    assert set(core.debian_packages()) < set(full.debian_packages())
+    with pytest.raises(
+        debmap.MappingError, match="MELANGE_BK_DEBIAN_PROFILE='big': expected one of core, full"
+    ):
+        debmap.load(profile="big")
 
 
 def test_bootstrap_repo_metas_resolve_what_builds_ask_for(tmp_path: Path) -> None:
