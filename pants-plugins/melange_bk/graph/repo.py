@@ -144,8 +144,15 @@ class RepoGraph:
         if nx.is_directed_acyclic_graph(self.build_graph):  # fast; find_cycle's edge walk is not, at 3,000
             return
         groups = self.cycles_sccs()
-        cycle = nx.find_cycle(self.build_graph.subgraph(groups[0]))
-        paths = [edge[0] for edge in cycle] + [cycle[0][0]]
+        # The graph's insertion order follows the scan's: walk a sorted copy from the smallest path, and start
+        # the reported cycle at its smallest path, so the message is the same on every run.
+        group = self.build_graph.subgraph(groups[0])
+        ordered: "nx.DiGraph" = nx.DiGraph()
+        ordered.add_nodes_from(sorted(group.nodes))
+        ordered.add_edges_from(sorted(group.edges))
+        ring = [edge[0] for edge in nx.find_cycle(ordered, source=groups[0][0])]
+        start = ring.index(min(ring))
+        paths = ring[start:] + ring[:start] + [min(ring)]
         names = " -> ".join(self._name(p) for p in paths)
         if breakers is None:
             breakers = [self._name(p) for p in self.feedback_vertex_set()]
