@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Counter, Dict, List, Tuple
 
 from melange_bk.config import Resolver, parse_config
+from melange_bk.driver.permissions import check as check_permissions
 from melange_bk.environment.bootstrap import build_bootstrap_repo
 from melange_bk.environment.repository import load_index
 from melange_bk.environment.resolver import Universe
@@ -59,17 +60,29 @@ def main() -> None:
     configs = []
     reasons: Counter[str] = collections.Counter()
     example: Dict[str, str] = {}
+    permission: Counter[str] = collections.Counter()
     for f in files:
         try:
             cfg = parse_config(f.name, f.read_text(encoding="utf-8"), arch=args.arch)
-            plans.append(compile_config(cfg, arch=args.arch, resolver=resolver))
-            configs.append(cfg)
+            plan = compile_config(cfg, arch=args.arch, resolver=resolver)
         except MelangeError as e:
             key = reason_of(e.message)
             reasons[key] += 1
             example.setdefault(key, str(e))
+            continue
+        plans.append(plan)
+        configs.append(cfg)
+        try:  # what `build` refuses unless the user allows it (driver.permissions)
+            check_permissions(plan, f.name)
+        except MelangeError as e:
+            key = reason_of(e.message)
+            permission[key] += 1
+            example.setdefault(key, str(e))
     print(f"compile: {len(plans)} of {len(files)} YAMLs compile ({time.perf_counter() - start:.1f} s)")
     for key, n in reasons.most_common():
+        print(f"  {n:5d}  {key}\n         e.g. {example[key]}")
+    print(f"of those, {sum(permission.values())} build only with the user's permission:")
+    for key, n in permission.most_common():
         print(f"  {n:5d}  {key}\n         e.g. {example[key]}")
 
     with tempfile.TemporaryDirectory(prefix="wolfi-compat-") as tmp:

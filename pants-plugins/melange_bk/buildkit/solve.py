@@ -26,6 +26,14 @@ from melange_bk.llb.exec import required_entitlements
 from melange_bk.protos import control_pb2, ops_pb2
 
 ENTITLEMENTS = ("network.host", "security.insecure")
+# what asks for each (driver.permissions), and its key under dockerd's daemon.json builder.entitlements
+_ENTITLEMENT_USES = {
+    "network.host": ("the network (git-checkout cherry-picks, allowed by --allow-network)", "network-host"),
+    "security.insecure": (
+        "Linux capabilities beyond its defaults (the YAML's capabilities.add, allowed by --allow-insecure)",
+        "security-insecure",
+    ),
+}
 LOG_LINES_IN_ERROR = 20
 # A solve gives up when the daemon has not called the session (health checks come every 5 s) for this long: the
 # connection is gone even if no socket error says so. MELANGE_BK_LIVENESS_TIMEOUT overrides it (0: never).
@@ -94,13 +102,13 @@ def _failure(client: Client, err: grpc.RpcError, progress: Progress) -> BuildKit
     if code == grpc.StatusCode.CANCELLED:
         return BuildKitError(f"solve on {client.address} was cancelled")
     details = (err.details() if hasattr(err, "details") else str(err)) or "unknown error"
-    if "entitlement security.insecure is not allowed" in details:
-        return BuildKitError(
-            f"BuildKit at {client.address} does not allow the security.insecure entitlement, which steps need "
-            "for Linux capabilities beyond its defaults (the YAML's capabilities.add): start buildkitd with "
-            "--allow-insecure-entitlement security.insecure, or set builder.entitlements.security-insecure in "
-            "dockerd's daemon.json"
-        )
+    for entitlement, (why, dockerd_key) in _ENTITLEMENT_USES.items():
+        if f"entitlement {entitlement} is not allowed" in details:
+            return BuildKitError(
+                f"BuildKit at {client.address} does not allow the {entitlement} entitlement, which steps need "
+                f"for {why}: start buildkitd with --allow-insecure-entitlement {entitlement}, or set "
+                f"builder.entitlements.{dockerd_key} in dockerd's daemon.json"
+            )
     failed = progress.failed()
     if not failed:
         return BuildKitError(f"solve on {client.address} failed: {details.strip()}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from melange_bk.cli.planargs import add_permission_args
+
 
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     parser = subparsers.add_parser(
@@ -26,15 +28,18 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
         metavar="K=V",
         help="set or override a `vars:` entry (repeatable)",
     )
+    add_permission_args(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from melange_bk.cli.planargs import parse_vars
+    from melange_bk.cli.planargs import parse_vars, permissions
+    from melange_bk.driver.permissions import check
     from melange_bk.plan.compile import compile_file
 
     plan = compile_file(
         args.file, arch=args.arch, pipeline_dirs=args.pipeline_dir, extra_vars=parse_vars(args.var)
     )
+    check(plan, args.file, permissions(args))  # what `build` would refuse, refused here too
     sys.stdout.write(plan.to_json())
     return 0

@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 from melange_bk.cli.common import add_buildkit_args, add_host_args, tls_from_args
 from melange_bk.driver.buildenv import EnvironmentOptions
+from melange_bk.driver.permissions import Permissions
 from melange_bk.errors import ConfigError
 
 PROGRESS_MODES = ("auto", "plain", "tty", "rawjson", "quiet")
@@ -81,8 +82,29 @@ def add_environment_args(p: argparse.ArgumentParser, *, test: bool) -> None:
     p.add_argument("--var", action="append", default=[], metavar="K=V", help="set one var (repeatable)")
 
 
+def add_permission_args(p: argparse.ArgumentParser) -> None:
+    """--allow-network, --allow-insecure: what a YAML may ask beyond the defaults (`driver.permissions`)."""
+    g = p.add_argument_group("permissions (off by default; the daemon must allow the entitlement too)")
+    g.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="let the steps that need it reach the network (git-checkout cherry-picks; entitlement network.host)",
+    )
+    g.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="grant capabilities.add beyond BuildKit's defaults with insecure steps (entitlement "
+        "security.insecure)",
+    )
+
+
+def permissions(args: argparse.Namespace) -> Permissions:
+    return Permissions(network=args.allow_network, insecure=args.allow_insecure)
+
+
 def add_run_args(p: argparse.ArgumentParser, *, test: bool) -> None:
-    """--progress, --cache-dir, --source-date-epoch, then the daemon's and the machine-local inputs' options."""
+    """--progress, --cache-dir, --source-date-epoch, then the permissions', the daemon's and the machine-local
+    inputs' options."""
     p.add_argument(
         "--progress", default="auto", choices=PROGRESS_MODES, help="progress output (default: auto)"
     )
@@ -103,6 +125,7 @@ def add_run_args(p: argparse.ArgumentParser, *, test: bool) -> None:
             else "timestamp for reproducible outputs (default: $SOURCE_DATE_EPOCH, else 0)"
         ),
     )
+    add_permission_args(p)
     add_buildkit_args(p)
     add_host_args(p)
 
@@ -193,4 +216,5 @@ def request_fields(args: argparse.Namespace) -> Dict[str, Any]:
         progress=args.progress,
         source_date_epoch=source_date_epoch(args),
         extra_env=env_file(args.env_file),
+        permissions=permissions(args),
     )

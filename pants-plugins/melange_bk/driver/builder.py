@@ -29,6 +29,8 @@ from melange_bk.config.yamlsrc import read_text
 from melange_bk.driver.buildenv import EnvironmentOptions, environment_for
 from melange_bk.driver.llbgen import WORKSPACE, GraphOptions, build_graph, workspace_dir
 from melange_bk.driver.package import write_packages
+from melange_bk.driver.permissions import Permissions
+from melange_bk.driver.permissions import check as check_permissions
 from melange_bk.errors import MelangeError
 from melange_bk.filehash import git_mode, walk_sorted
 from melange_bk.plan.compile import compile_file
@@ -59,6 +61,7 @@ class BuildRequest:
     source_date_epoch: int = 0
     emit_llb: str = ""
     extra_env: Tuple[Tuple[str, str], ...] = ()  # --env-file: added to the build environment
+    permissions: Permissions = Permissions()  # what the YAML may ask beyond the defaults (driver.permissions)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Prepared:
 def prepare(req: BuildRequest) -> Prepared:
     """Everything up to the Definition (no daemon): plan, LLB, the local dirs, the stored trees."""
     plan = compile_file(req.config_file, arch=req.arch, pipeline_dirs=req.pipeline_dirs, extra_vars=req.vars)
+    check_permissions(plan, req.config_file, req.permissions)
     if req.extra_env:
         env = dict(plan.environment.env)
         env.update(dict(req.extra_env))

@@ -129,7 +129,8 @@ def run_steps(
     kind: str = "step",
     capabilities: Optional[Capabilities] = None,
 ) -> llb.State:
-    """One ExecOp per step (network none, cwd /home/build, `env` then the step's own), each named by `step_name`;
+    """One ExecOp per step (cwd /home/build, `env` then the step's own), each named by `step_name`; network none,
+    but the host's for a step that needs it (`Step.network`) (`driver.permissions` has checked that the user allows it);
     `capabilities` beyond BuildKit's defaults make the steps insecure ones (see `llb.security_for`)."""
     caps = capabilities or Capabilities()
     security = llb.security_for(caps.add, caps.drop)
@@ -144,6 +145,7 @@ def run_steps(
             cwd=WORKDIR,
             user=user,
             mounts=mounts,
+            network=llb.NetMode.HOST if step.network else llb.NetMode.NONE,
             security=security,
             custom_name=step_name(pkg, step, kind),
         ).root

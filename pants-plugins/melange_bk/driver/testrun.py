@@ -35,6 +35,8 @@ from melange_bk.buildkit.store import solve_stored
 from melange_bk.config.model import Capabilities
 from melange_bk.driver.buildenv import EnvironmentOptions
 from melange_bk.driver.llbgen import WORKSPACE, platform_for, run_steps, workspace_copy, workspace_dir
+from melange_bk.driver.permissions import Permissions
+from melange_bk.driver.permissions import check as check_permissions
 from melange_bk.environment.base import parse_base
 from melange_bk.environment.prepare import PreparedEnvironment, prepare_environment
 from melange_bk.environment.repository import cache_dir, fetch_keys, make_keyring
@@ -69,6 +71,7 @@ class TestRequest:
     progress: str = "auto"
     source_date_epoch: int = 0
     extra_env: Tuple[Tuple[str, str], ...] = ()
+    permissions: Permissions = Permissions()  # what the YAML may ask beyond the defaults (driver.permissions)
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,9 @@ test_state.__test__ = False  # type: ignore[attr-defined]
 
 
 def _compile(req: TestRequest) -> BuildPlan:
-    return compile_file(req.config_file, arch=req.arch, pipeline_dirs=req.pipeline_dirs, extra_vars=req.vars)
+    plan = compile_file(req.config_file, arch=req.arch, pipeline_dirs=req.pipeline_dirs, extra_vars=req.vars)
+    check_permissions(plan, req.config_file, req.permissions)
+    return plan
 
 
 def prepare_target(

@@ -124,6 +124,7 @@ async def package_melange(
         argv += ["--signing-key", inputs.signing_key]
     if not melange.cache_mounts:
         argv += ["--no-cache-mounts"]
+    argv += melange.permission_argv()
     argv += inputs.environment_argv
     argv += repos.argv(inputs.signing_pub)
     argv += inputs.host_argv

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import List
+
 from pants.option.option_types import BoolOption, SkipOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
@@ -51,6 +53,26 @@ class MelangeSubsystem(Subsystem):
         default=True,
         help="Give build steps BuildKit cache mounts for language caches (go, pip, npm, cargo, ccache).",
     )
+    allow_network = BoolOption(
+        default=False,
+        help=help_text(
+            """
+            Let the build steps that need it reach the network: git-checkout `cherry-picks` fetch the picked
+            commits in the step. Off: such a package fails with a one-line error. The daemon must allow the
+            `network.host` entitlement (`bin/buildkit up` does).
+            """
+        ),
+    )
+    allow_insecure = BoolOption(
+        default=False,
+        help=help_text(
+            """
+            Grant a YAML's `capabilities.add` beyond BuildKit's defaults, with insecure steps (every capability,
+            no seccomp filter). Off: such a package fails with a one-line error. The daemon must allow the
+            `security.insecure` entitlement.
+            """
+        ),
+    )
     bootstrap_packages = StrListOption(
         default=[],
         help=help_text(
@@ -67,3 +89,7 @@ class MelangeSubsystem(Subsystem):
         default="x86_64",
         help="The `${{build.arch}}` that vars may use when the build graph reads YAMLs.",
     )
+
+    def permission_argv(self) -> List[str]:
+        """melange-bk's flags for what the user allows (driver.permissions)."""
+        return ["--allow-network"] * self.allow_network + ["--allow-insecure"] * self.allow_insecure

@@ -66,6 +66,7 @@ async def run_melange_test(
     argv = ["test", yaml_path, "--out-dir", "__apks", "--progress", melange.progress]
     for a in arches(package_fs):
         argv += ["--arch", a]
+    argv += melange.permission_argv()
     argv += inputs.environment_argv
     argv += trust_argv(inputs.signing_pub)  # the packages under test are signed with our key
     # Its build-time dependencies, too (what it needs at run time often comes from them: greet → libgreet).

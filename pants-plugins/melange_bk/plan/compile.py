@@ -231,6 +231,7 @@ class _Compiler:
         """The step's script (if any), then its children's; the source goes with the first script produced."""
         inner = self._inner_frame(call, frame, scope, needs_out)
         body = call.body
+        fetches = isinstance(source, p.GitSource) and bool(source.cherry_picks)
         runs = self._subst(call, scope, body.runs, "runs", body.runs_line) if body.runs else ""
         start = len(out)
         if runs.strip():
@@ -240,6 +241,8 @@ class _Compiler:
         for j, child in enumerate(body.pipeline, 1):
             if self._step(child, f"{call.sid}.{j}", inner, out, needs_out):
                 ran += 1
+        if fetches:  # a git-checkout's steps fetch the picked commits
+            out[start:] = [dataclasses.replace(s, network=True) for s in out[start:]]
         if source is not None and len(out) > start:  # the source belongs to the first script it produced
             out[start] = dataclasses.replace(out[start], source=source)
         elif source is not None:  # no script at all: a no-op step carries it
@@ -324,14 +327,9 @@ class _Compiler:
                 )
             if not builtin:
                 return None
-            # The built-in pipeline's step runs with the network off, like every step: what needs the remote
-            # after the daemon-side checkout cannot work there, so it is refused here rather than failing there.
-            if get("cherry-picks").strip():
-                raise self.err(
-                    f"{what}: git-checkout cherry-picks are not supported (build steps have no network to fetch "
-                    "the picked commits): apply them as patches with uses: patch",
-                    line,
-                )
+            # The daemon checks out expected-commit (shallow, no remote): the pipeline's step fetches the picked
+            # commits itself, so it needs the network, which the build grants only when the user allows it.
+            picks = self._cherry_picks(get("cherry-picks"), what, line)
             if get("expected-commit-is-branch-tip").lower() == "true":
                 raise self.err(
                     f"{what}: git-checkout expected-commit-is-branch-tip is not supported (build steps have no "
@@ -346,8 +344,29 @@ class _Compiler:
                 destination=get("destination"),
                 depth=get("depth"),
                 recurse_submodules=get("recurse-submodules").lower() == "true",
+                cherry_picks=picks,
             )
         return None
+
+    def _cherry_picks(self, text: str, what: str, line: Optional[int]) -> Tuple[Tuple[str, str], ...]:
+        """melange's `cherry-picks` lines, `[branch/]commit: comment` (`#` starts a comment; blank lines are
+        skipped), as (branch, commit); the commit must be a full 40-hex id, as expected-commit is."""
+        out = []
+        for n, raw in enumerate(text.splitlines(), 1):
+            entry = raw.split("#", 1)[0].strip()
+            if not entry:
+                continue
+            ref, sep, comment = entry.partition(":")
+            branch, _, commit = ref.strip().rpartition("/")
+            if not sep or not comment.strip():
+                problem = "expected '[branch/]commit: comment'" if not sep else "the comment is empty"
+                raise self.err(f"{what}: cherry-picks line {n}: {problem} in {entry!r}", line)
+            if len(commit) != 40 or not _HEX.match(commit):
+                raise self.err(
+                    f"{what}: cherry-picks line {n}: {commit!r} is not a full 40-hex commit id", line
+                )
+            out.append((branch, commit.lower()))
+        return tuple(out)
 
     # ---------------------------------------------------------------------------------------------------------
     def environment(

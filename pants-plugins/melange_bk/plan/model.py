@@ -58,6 +58,9 @@ class GitSource:
     destination: str
     depth: str
     recurse_submodules: bool
+    # (branch, commit) for each line of `cherry-picks`, in order: applied by the pipeline's steps, which fetch
+    # them from `repository` and so need the network (`Step.network`)
+    cherry_picks: Tuple[Tuple[str, str], ...] = ()
     kind: str = "git"
 
 
@@ -77,6 +80,9 @@ class Step:
     env: Pairs  # sorted
     needs: Tuple[str, ...]
     source: Optional[Source] = None
+    # The step reaches the network: only a git-checkout's steps with cherry-picks do (every other fetch is the
+    # daemon's, before the step). Built only when the user allows the network (driver.permissions).
+    network: bool = False
 
     def argv(self) -> Tuple[str, ...]:
         wd = "'" + self.workdir.replace("'", "'\\''") + "'"

@@ -120,3 +120,16 @@ def test_a_refused_security_insecure_entitlement_says_what_needs_it_and_how_to_a
     text = str(err)
     assert "\n" not in text and "capabilities.add" in text
     assert "--allow-insecure-entitlement security.insecure" in text
+    assert "builder.entitlements.security-insecure" in text and "--allow-insecure)" in text
+
+
+def test_a_refused_network_host_entitlement_names_cherry_picks_and_how_to_allow_it() -> None:
+    err = _failure(
+        CLIENT,  # type: ignore[arg-type]
+        _SolveError("granting entitlement network.host is not allowed by build daemon configuration"),
+        Progress("quiet"),
+    )
+    text = str(err)
+    assert "\n" not in text and "cherry-picks" in text and "--allow-network" in text
+    assert "--allow-insecure-entitlement network.host" in text
+    assert "builder.entitlements.network-host" in text

@@ -64,8 +64,29 @@ SHA = "a" * 64
             HEAD
             + "pipeline:\n  - uses: git-checkout\n    with:\n      repository: https://example.invalid/x\n"
             + f"      expected-commit: {'a' * 40}\n      cherry-picks: |\n        main/{'b' * 40}: fix\n",
-            ":6: pipeline step 1: git-checkout cherry-picks are not supported (build steps have no network",
-            id="git-checkout-cherry-picks",
+            ":6: pipeline step 1 (git-checkout): git-checkout cherry-picks fetch commits in the build step, which "
+            "needs the network: allow it with --allow-network (Pants: [melange].allow_network = true)",
+            id="git-checkout-cherry-picks-without-permission",
+        ),
+        pytest.param(
+            HEAD
+            + "pipeline:\n  - uses: git-checkout\n    with:\n      repository: https://example.invalid/x\n"
+            + f"      expected-commit: {'a' * 40}\n      cherry-picks: |\n        # why\n\n        main/{'b' * 40}\n",
+            ":6: pipeline step 1: cherry-picks line 3: expected '[branch/]commit: comment' in 'main/bbbb",
+            id="git-checkout-cherry-pick-without-comment",
+        ),
+        pytest.param(
+            HEAD
+            + "pipeline:\n  - uses: git-checkout\n    with:\n      repository: https://example.invalid/x\n"
+            + f"      expected-commit: {'a' * 40}\n      cherry-picks: |\n        main/{'b' * 12}: fix\n",
+            ":6: pipeline step 1: cherry-picks line 1: 'bbbbbbbbbbbb' is not a full 40-hex commit id",
+            id="git-checkout-cherry-pick-short-commit",
+        ),
+        pytest.param(
+            HEAD + "capabilities:\n  add:\n    - CAP_SYS_ADMIN\n",
+            ": capabilities.add CAP_SYS_ADMIN: beyond BuildKit's default capabilities, which only insecure steps "
+            "(all capabilities, no seccomp) grant: allow them with --allow-insecure",
+            id="capabilities-without-permission",
         ),
         pytest.param(
             HEAD

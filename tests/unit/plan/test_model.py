@@ -24,7 +24,18 @@ def test_to_json_key_order_and_argv() -> None:
         "capabilities",
     ]
     step = data["steps"][0]
-    assert list(step) == ["id", "name", "uses", "line", "runs", "workdir", "env", "needs", "source"]
+    assert list(step) == [
+        "id",
+        "name",
+        "uses",
+        "line",
+        "runs",
+        "workdir",
+        "env",
+        "needs",
+        "source",
+        "network",
+    ]
     assert list(step["env"]) == sorted(step["env"])
     assert step["env"]["ZED"] == "z" and step["env"]["PATH"].startswith("/usr/local/sbin")
     argv = plan.steps[0].argv()
