@@ -17,6 +17,7 @@ from typing import Dict, Optional, Tuple
 from melange_bk import llb
 from melange_bk.apk import load_signing_key
 from melange_bk.apk.index import write_index
+from melange_bk.atomicfile import atomic_write
 from melange_bk.buildkit.address import TLSConfig
 from melange_bk.buildkit.fssend import SourceTree
 from melange_bk.buildkit.progress import Progress
@@ -141,11 +142,7 @@ def build(req: BuildRequest) -> BuildResult:
     plan, definition = prepared.plan, prepared.definition
     digest = llb.definition_digest(definition)
     if req.emit_llb:
-        data = llb.to_bytes(definition)
-        tmp = req.emit_llb + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, req.emit_llb)
+        atomic_write(req.emit_llb, llb.to_bytes(definition))
         return BuildResult(plan=plan, definition_digest=digest)
     key = load_signing_key(req.signing_key) if req.signing_key else None
     arch_dir = os.path.join(req.out_dir, plan.arch)
