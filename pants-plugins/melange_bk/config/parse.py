@@ -74,7 +74,7 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-class _Decoder:
+class Decoder:
     """Reads mappings into the model's dataclasses as their fields declare (`config.schema`), substituting
     `ptmap` (phase one) into every field not declared raw."""
 
@@ -279,7 +279,7 @@ class _Decoder:
 
 def decode_step_fields(src: Src, node: yaml.Node, where: str) -> Step:
     """The top level of a pipeline definition file (`description:` is documentation, accepted anywhere)."""
-    return _Decoder(src, {}, _PIPELINE_FILE_EXTRA).step(node, where)
+    return Decoder(src, {}, _PIPELINE_FILE_EXTRA).step(node, where)
 
 
 @limits.substitution_budget
@@ -293,7 +293,7 @@ def parse_config(
     """Parse and validate a melange YAML; `path` is the display path used in errors."""
     src = Src(path)
     root = compose(path, text)
-    raw = _Decoder(src, {})
+    raw = Decoder(src, {})
     top = raw.fields(Configuration, root, "top level")
 
     pkg_node = top.get("package")
@@ -312,8 +312,8 @@ def parse_config(
     description = src.string(pf.get("description"), "package.description")
 
     base = base_substitutions(name, version, str(epoch), description, arch)
-    transforms = _top(raw, top, "var_transforms")
-    vars_ = _resolve_vars(src, top, base, extra_vars, transforms)
+    transforms = top_field(raw, top, "var_transforms")
+    vars_ = resolve_vars(src, top, base, extra_vars, transforms)
 
     ptmap = {
         "package.name": name,
@@ -323,7 +323,7 @@ def parse_config(
         "package.description": description,
     }
     ptmap.update((f"vars.{k}", v) for k, v in vars_)
-    dec = _Decoder(src, ptmap)
+    dec = Decoder(src, ptmap)
 
     cpe = dec.cpe(pf.get("cpe"), "package.cpe", dec.s(pf.get("version"), "package.version"))
     package: Package = dec.build(Package, pkg_node, "package", pf, epoch=epoch, cpe=cpe)
@@ -336,7 +336,7 @@ def parse_config(
             pf.get("version"),
         )
 
-    data = _data(src, _top(raw, top, "data"))
+    data = data_ranges(src, top_field(raw, top, "data"))
     subpackages: List[Subpackage] = []
     seen: Dict[str, int] = {package.name: package.line}
     budget = limits.RangeBudget(path)
@@ -350,7 +350,7 @@ def parse_config(
             budget.add(line_of(node), len(data[range_name].items), node)
             expanded = []
             for key, value in sorted(data[range_name].items):
-                rdec = _Decoder(src, {**ptmap, "range.key": key, "range.value": value})
+                rdec = Decoder(src, {**ptmap, "range.key": key, "range.value": value})
                 expanded.append(rdec.subpackage(node, where, key))
         else:
             budget.add(line_of(node), 1, node)
@@ -372,11 +372,11 @@ def parse_config(
     return Configuration(
         path=path,
         package=package,
-        environment=_top(dec, top, "environment"),
-        pipeline=_top(dec, top, "pipeline"),
+        environment=top_field(dec, top, "environment"),
+        pipeline=top_field(dec, top, "pipeline"),
         subpackages=tuple(subpackages),
         vars=tuple(vars_),
-        test=_top(dec, top, "test"),
+        test=top_field(dec, top, "test"),
         build_options=build_options,
         var_transforms=transforms,
         data=tuple(data.values()),
@@ -385,7 +385,7 @@ def parse_config(
     )
 
 
-def _top(dec: _Decoder, top: Dict[str, yaml.Node], name: str) -> Any:
+def top_field(dec: Decoder, top: Dict[str, yaml.Node], name: str) -> Any:
     """A top-level field of `Configuration` read as the schema declares it."""
     spec = next(s for s in sc.schema(Configuration).fields if s.name == name)
     return dec.read(spec, top, "")
@@ -402,7 +402,7 @@ def _option_names(src: Src, node: Optional[yaml.Node]):
     return [(src.string(k, "options"), "", line_of(k)) for k, _ in node.value]
 
 
-def _resolve_vars(
+def resolve_vars(
     src: Src,
     top: Dict[str, yaml.Node],
     base: Dict[str, str],
@@ -453,7 +453,7 @@ def _resolve_vars(
     return out
 
 
-def _data(src: Src, ranges: Sequence[DataRange]) -> Dict[str, DataRange]:
+def data_ranges(src: Src, ranges: Sequence[DataRange]) -> Dict[str, DataRange]:
     out: Dict[str, DataRange] = {}
     for i, entry in enumerate(ranges):
         where = f"data[{i}]"

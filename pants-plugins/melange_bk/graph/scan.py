@@ -14,7 +14,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import yaml
 
 from melange_bk.config import limits
-from melange_bk.config.parse import _data, _Decoder, _resolve_vars, _top, base_substitutions
+from melange_bk.config.parse import Decoder, base_substitutions, data_ranges, resolve_vars, top_field
 from melange_bk.config.subst import SubstitutionError, substitute
 from melange_bk.config.yamlsrc import Src, compose
 from melange_bk.errors import ConfigError
@@ -76,12 +76,12 @@ def scan_yaml(path: str, text: str, arch: str = "x86_64") -> PackageNode:
         "package.description": _scalar(_get(package, "description")) or "",
     }
     base = base_substitutions(name, version, str(epoch), values["package.description"], arch)
-    raw = _Decoder(src, {})  # the compiler's readers for var-transforms and data
+    raw = Decoder(src, {})  # the compiler's readers for var-transforms and data
     values.update(
-        (f"vars.{k}", v) for k, v in _resolve_vars(src, top, base, (), _top(raw, top, "var_transforms"))
+        (f"vars.{k}", v) for k, v in resolve_vars(src, top, base, (), top_field(raw, top, "var_transforms"))
     )
     full_version = values["package.full-version"]
-    data = {k: r.items for k, r in _data(src, _top(raw, top, "data")).items()}
+    data = {k: r.items for k, r in data_ranges(src, top_field(raw, top, "data")).items()}
 
     provides: List[str] = []
     offers: List[Offer] = []
