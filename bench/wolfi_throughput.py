@@ -19,8 +19,8 @@ Runs, in a temporary clone (tests/pants_it/clone.py: own Pants store and caches)
 - cold `./pants package ::` (no pantsd; BuildKit's cache may be warm: this is Pants + our builder per package):
   packages/minute;
 - warm no-change `package ::` vs `list ::`, both with pantsd (medians of --runs);
-- one root changed (a package needing nothing in the sample, the one with the fewest dependents; its pipeline
-  edited): the builds that ran (Pants' "Completed: melange-bk build" lines) must be
+- one root changed (a package needing nothing in the sample, the one with the fewest dependents or --root; its
+  pipeline edited): the builds that ran (Pants' "Completed: melange-bk build" lines) must be
   exactly it and its transitive dependents;
 - with --two-daemons A,B: the cold build again in a fresh clone, BUILDKIT_HOST=A,B.
 Prints the numbers; exits non-zero only when a run fails or the root change rebuilds the wrong set.
@@ -215,6 +215,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--two-daemons", default="", help="A,B: also the cold build with BUILDKIT_HOST=A,B")
     ap.add_argument("--keep", help="keep the clones in this folder")
+    ap.add_argument(
+        "--root",
+        default="",
+        help="the root to change (a package name; default: the root with the fewest dependents)",
+    )
     args = ap.parse_args()
     ARGS_WOLFI[0] = args.wolfi
     addr = os.environ.get("BUILDKIT_HOST")
@@ -267,7 +272,14 @@ def main() -> int:
             return want
 
         # A root (needs nothing in the sample) that others depend on: the one with the fewest dependents.
-        root = min((p for p in order if not needs[p] and rev[p]), key=lambda p: (len(dependents(p)), p))
+        roots = [p for p in order if not needs[p] and rev[p]]
+        if args.root:
+            roots = [p for p in roots if nodes[p].name == args.root]
+            if not roots:
+                sys.exit(
+                    f"--root {args.root}: not a package of the sample that others need and that needs none"
+                )
+        root = min(roots, key=lambda p: (len(dependents(p)), p))
         want = dependents(root)
         root_yaml = os.path.join(repo, "packages", "wolfi", nodes[root].name, "melange.yaml")
         with open(root_yaml) as f:
