@@ -19,13 +19,13 @@ from typing import Any, Dict, Tuple
 
 import yaml
 
-from melange_bk.config import Resolver, limits
+from melange_bk.config import Resolver, goregexp, limits
 from melange_bk.errors import MelangeError
 from melange_bk.plan.compile import compile_text
 
 MOST: Dict[str, Tuple[int, str]] = {}
 # what the errors of limits.py say
-BOUND_MESSAGE = re.compile(r"more than [\d,]+|nested deeper than|larger than [\d,]+ characters|uses: cycle")
+BOUND_MESSAGE = re.compile(r"more than [\d,]+|nested deeper than|nests groups deeper than|longer than [\d,]+|larger than [\d,]+ characters|uses: cycle")
 
 
 def note(bound: str, value: int, where: str) -> None:
@@ -94,7 +94,16 @@ def main() -> None:
         note("MAX_SUBSTITUTED_CHARS", spent[0] if spent else chars, where[0])
         return result
 
+    spend_regexp = limits.spend_regexp
+
+    def spending_regexp(steps: int) -> bool:
+        result = spend_regexp(steps)
+        spent = limits._substituted.get()
+        note("MAX_REGEXP_STEPS", spent[1] if spent else steps, where[0])
+        return result
+
     limits.spend = spending  # type: ignore[assignment]
+    limits.spend_regexp = spending_regexp  # type: ignore[assignment]
     limits.StepCounter.count = counting  # type: ignore[method-assign]
     limits.check_uses = uses  # type: ignore[assignment]
     limits.RangeBudget.add = adding  # type: ignore[method-assign]
@@ -121,10 +130,15 @@ def main() -> None:
                 continue
             compiled += 1
             note("MAX_VALUE_CHARS", longest_string(plan), where[0])
+    for pattern, program in goregexp._cache.items():  # every var-transforms pattern the compiles used
+        note("MAX_REGEXP_CHARS", len(pattern), pattern)
+        note("MAX_REGEXP_DEPTH", goregexp._nesting(pattern), pattern)
+        note("MAX_REGEXP_INSTRUCTIONS", len(program._prog), pattern)
     print(f"{compiled} compiles, {failed} failed for other reasons, {time.perf_counter() - start:.1f} s")
     for bound in sorted(MOST):
         value, at = MOST[bound]
-        print(f"{bound:16} {getattr(limits, bound):>12,}  most used: {value:>9,}  {os.path.relpath(at)}")
+        at = os.path.relpath(at) if os.path.exists(at.split(" (")[0]) else repr(at)
+        print(f"{bound:23} {getattr(limits, bound):>12,}  most used: {value:>9,}  {at}")
 
 
 if __name__ == "__main__":

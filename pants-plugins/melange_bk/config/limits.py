@@ -22,18 +22,26 @@ MAX_YAML_DEPTH = 64  # Wolfi: 9 (python-3.14.yaml)
 # (separately) the copies `range:` makes of its subpackages, one per item.
 MAX_YAML_NODES = 100_000  # Wolfi: 2,725 (font-noto.yaml's range:; no Wolfi YAML uses an alias)
 # Characters in one value after `${{...}}` substitution (a var, an input, a script, a name).
-MAX_VALUE_CHARS = 1024 * 1024  # Wolfi: 22,382 (dagger.yaml)
+MAX_VALUE_CHARS = 1024 * 1024  # Wolfi: 29,047 (gnutar.yaml)
 # Characters made by all the substitutions of one parse, compile or graph scan of a YAML (so that many values,
 # each within MAX_VALUE_CHARS, cannot add up to exhaust memory).
 MAX_SUBSTITUTED_CHARS = 64 * 1024 * 1024  # Wolfi: 345,538 (font-noto.yaml's range:)
 # Pipeline steps compiled for one YAML, counting every step of every `uses:`d pipeline (build, subpackages, tests).
-MAX_STEPS = 20_000  # Wolfi: 357 (ceph-20.yaml)
+MAX_STEPS = 20_000  # Wolfi: 358 (ceph-20.yaml)
 # Steps nested in steps (`pipeline:` in a step, and the steps of a `uses:`d pipeline), in one compile.
 MAX_STEP_DEPTH = 64  # Wolfi: 3
 # Pipelines nested through `uses:` (a pipeline that uses a pipeline that uses ...).
 MAX_USES_DEPTH = 32  # Wolfi: 2 (go/build)
 # Subpackages of one YAML, after `range:` expansion.
 MAX_SUBPACKAGES = 1_000  # Wolfi: 110 (font-noto.yaml)
+# A `var-transforms` pattern (Go's regexp, run in linear time by config/goregexp.py): its length, how deep its
+# groups nest, and the size of the program it compiles to (counted repeats are copies: `(a{1000}){1000}`).
+MAX_REGEXP_CHARS = 4096  # Wolfi: 49
+MAX_REGEXP_DEPTH = 32  # Wolfi: 1
+MAX_REGEXP_INSTRUCTIONS = 10_000  # Wolfi: 34
+# Steps of the regexp machine (one per instruction a thread visits) for all the var-transforms of one parse,
+# compile or graph scan: linear time is still a large value times a large program.
+MAX_REGEXP_STEPS = 1_000_000  # Wolfi: 1,638 (python-3.14.yaml)
 
 
 def _n(value: int) -> str:
@@ -114,8 +122,12 @@ class RangeBudget:
 
 VALUE_TOO_LONG = f"substituted value is longer than {_n(MAX_VALUE_CHARS)} characters"
 TOO_MUCH_SUBSTITUTED = f"substitutions in this file make more than {_n(MAX_SUBSTITUTED_CHARS)} characters"
+REGEXP_TOO_COSTLY = (
+    f"matching takes more than {_n(MAX_REGEXP_STEPS)} steps of the regexp machine (the file's var-transforms share them)"
+)
 
-# characters made by substitutions so far, in the outermost call decorated with `substitution_budget`
+# characters made by substitutions and regexp steps so far, in the outermost call decorated with
+# `substitution_budget`
 _substituted: ContextVar[Optional[List[int]]] = ContextVar("melange_bk_substituted", default=None)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -123,13 +135,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def substitution_budget(fn: F) -> F:
     """Decorates an entry point (parse, compile, graph scan): the substitutions made while it runs share one
-    MAX_SUBSTITUTED_CHARS budget (a nested decorated call shares its caller's)."""
+    MAX_SUBSTITUTED_CHARS budget, and its var-transforms one MAX_REGEXP_STEPS budget (a nested decorated call
+    shares its caller's)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if _substituted.get() is not None:
             return fn(*args, **kwargs)
-        token = _substituted.set([0])
+        token = _substituted.set([0, 0])
         try:
             return fn(*args, **kwargs)
         finally:
@@ -145,6 +158,15 @@ def spend(chars: int) -> bool:
         return True
     spent[0] += chars
     return spent[0] <= MAX_SUBSTITUTED_CHARS
+
+
+def spend_regexp(steps: int) -> bool:
+    """Counts `steps` of the regexp machine against the budget; False once it is exceeded."""
+    spent = _substituted.get()
+    if spent is None:
+        return True
+    spent[1] += steps
+    return spent[1] <= MAX_REGEXP_STEPS
 
 
 # -- pipelines and `uses:` (config/pipelines.py, the compiler) --------------------------------------------------------

@@ -26,6 +26,7 @@ from melange_bk.config.model import (
     VarTransform,
 )
 from melange_bk.config.subst import SubstitutionError, substitute
+from melange_bk.config.goregexp import RegexpError, RegexpTooCostly
 from melange_bk.config.transforms import replace_all
 from melange_bk.config.yamlsrc import Src, compose, line_of, one_line, scalar_content_line, to_plain
 from melange_bk.errors import ConfigError
@@ -441,10 +442,10 @@ def resolve_vars(
             raise src.error(f"{where}.from: {e.message}", line=vt.line) from None
         try:
             value = replace_all(vt.match, source, vt.replace)
-        except re.error as e:
-            raise src.error(
-                f"{where}.match: {vt.match!r} is not a valid regular expression: {e}", line=vt.line
-            ) from None
+        except RegexpTooCostly as e:
+            raise src.error(f"{where}: {e}", line=vt.line) from None
+        except RegexpError as e:
+            raise src.error(one_line(f"{where}.match: {vt.match!r} {e}"), line=vt.line) from None
         except SubstitutionError as e:  # ValueTooLong
             raise src.error(f"{where}: {e.message}", line=vt.line) from None
         scope[f"vars.{vt.to}"] = value

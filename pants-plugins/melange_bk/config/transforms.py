@@ -1,4 +1,4 @@
-"""`var-transforms`: a Go (RE2) regular expression and a Go replacement template, applied with Python's `re`.
+"""`var-transforms`: a Go (RE2) regular expression (config/goregexp.py, linear time) and a Go replacement template.
 
 Go's template syntax: `$1`, `${1}`, `$name`, `${name}`; `$$` is a literal `$`; an unknown or unmatched group
 expands to nothing; a `$` not followed by a valid reference is kept literally.
@@ -7,37 +7,10 @@ expands to nothing; a `$` not followed by a valid reference is kept literally.
 from __future__ import annotations
 
 import re
-from typing import Dict, Pattern
+from typing import Union
 
-from melange_bk.config import limits
+from melange_bk.config import goregexp, limits
 from melange_bk.config.subst import ValueTooLong
-
-_NAMED_GROUP = re.compile(r"\(\?<([A-Za-z_][A-Za-z0-9_]*)>")
-_POSIX_CLASSES = {
-    "[:alnum:]": "a-zA-Z0-9",
-    "[:alpha:]": "a-zA-Z",
-    "[:digit:]": "0-9",
-    "[:lower:]": "a-z",
-    "[:upper:]": "A-Z",
-    "[:space:]": r"\s",
-    "[:word:]": r"\w",
-    "[:xdigit:]": "0-9A-Fa-f",
-    "[:punct:]": r"!-/:-@\[-`{-~",
-}
-_cache: Dict[str, Pattern[str]] = {}
-
-
-def compile_go_regexp(pattern: str) -> Pattern[str]:
-    """Compile an RE2 pattern with Python's `re` (raises re.error)."""
-    compiled = _cache.get(pattern)
-    if compiled is None:
-        py = _NAMED_GROUP.sub(r"(?P<\1>", pattern).replace(r"\z", r"\Z")
-        for posix, cls in _POSIX_CLASSES.items():
-            py = py.replace(posix, cls)
-        compiled = re.compile(py)
-        _cache[pattern] = compiled
-    return compiled
-
 
 def _ident_end(template: str, i: int) -> int:
     while i < len(template) and (template[i].isalnum() or template[i] == "_") and template[i].isascii():
@@ -45,7 +18,10 @@ def _ident_end(template: str, i: int) -> int:
     return i
 
 
-def go_expand(template: str, match: re.Match[str]) -> str:
+AnyMatch = Union["re.Match[str]", goregexp.Match]
+
+
+def go_expand(template: str, match: AnyMatch) -> str:
     out = []
     i, n = 0, len(template)
     while i < n:
@@ -75,7 +51,7 @@ def go_expand(template: str, match: re.Match[str]) -> str:
     return "".join(out)
 
 
-def _group(name: str, match: re.Match[str]) -> str:
+def _group(name: str, match: AnyMatch) -> str:
     try:
         value = match.group(int(name) if name.isdigit() else name)
     except (IndexError, ValueError):
@@ -85,18 +61,19 @@ def _group(name: str, match: re.Match[str]) -> str:
 
 def replace_all(pattern: str, source: str, template: str) -> str:
     """Go's `regexp.ReplaceAllString(source, template)`; a result longer than `limits.MAX_VALUE_CHARS` raises
-    `ValueTooLong` (an empty match at every character, each replaced by a long template, would be quadratic).
+    `ValueTooLong` (an empty match at every character, each replaced by a long template, would be quadratic);
+    a pattern Go would refuse, or one past a bound, raises `goregexp.RegexpError`.
     """
     size = [len(source)]
 
-    def expand(m: re.Match[str]) -> str:
+    def expand(m: goregexp.Match) -> str:
         out = go_expand(template, m)
         size[0] += len(out) - (m.end() - m.start())
         if size[0] > limits.MAX_VALUE_CHARS:
             raise ValueTooLong(limits.VALUE_TOO_LONG, m.start())
         return out
 
-    return compile_go_regexp(pattern).sub(expand, source)
+    return goregexp.compile(pattern).sub(expand, source)
 
 
 def to_python_template(template: str) -> str:

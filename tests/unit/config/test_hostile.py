@@ -274,6 +274,50 @@ def test_var_transform_that_multiplies(tmp_path: Path) -> None:
     )
 
 
+def _var_transform(value: str, match: str) -> str:
+    return HEAD + f"vars:\n  v: '{value}'\nvar-transforms:\n  - from: ${{{{vars.v}}}}\n    match: '{match}'\n" + (
+        "    replace: x\n    to: w\npipeline:\n  - runs: echo ${{vars.w}}\n"
+    )
+
+
+def test_var_transform_that_backtracks(tmp_path: Path) -> None:
+    """`^(a+)+$` against 40 a's and a b: 2^40 steps of Python's backtracking `re` (the compiler and the graph scan
+    ran for hours); Go's regexp, and ours, never backtrack: no match, the value is kept, exit 0 at once."""
+    _tree(tmp_path, _var_transform("a" * 40 + "b", "^(a+)+$"))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "pants-plugins"))
+    for args in (["-m", "melange_bk.cli", "compile", "melange.yaml"], ["-c", SCAN, "melange.yaml"]):
+        proc = subprocess.run(
+            [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, timeout=TIMEOUT, preexec_fn=_limit
+        )
+        assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    assert '"w": "' + "a" * 40 + 'b"' in subprocess.run(
+        [sys.executable, "-m", "melange_bk.cli", "compile", "melange.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        preexec_fn=_limit,
+    ).stdout
+
+
+def test_var_transform_that_takes_too_many_steps(tmp_path: Path) -> None:
+    """Linear time is still a long value times a long program: the regexp machine's steps are bounded per file."""
+    _tree(tmp_path, _var_transform("1" * 500_000, r"\d+\d+\d+\d+z"))
+    message = f"melange.yaml:8: var-transforms[0]: {limits.REGEXP_TOO_COSTLY}"
+    assert compile_error(tmp_path) == message
+    assert scan_error(tmp_path) == message
+
+
+def test_var_transform_that_go_refuses(tmp_path: Path) -> None:
+    _tree(tmp_path, _var_transform("aa", r"(a)\1"))
+    message = "melange.yaml:8: var-transforms[0].match: '(a)\\\\1' " + (
+        "uses a backreference, which Go's regexp (RE2) does not have"
+    )
+    assert compile_error(tmp_path) == message
+    assert scan_error(tmp_path) == message
+
+
 def test_many_values_each_within_the_bound(tmp_path: Path) -> None:
     """A 512 KiB var used by 200 steps: each value is allowed, their sum is not."""
     chain = "".join(f"  v{i}: ${{{{vars.v{i - 1}}}}}${{{{vars.v{i - 1}}}}}\n" for i in range(1, 20))
