@@ -25,7 +25,9 @@ from melange_bk.plan.compile import compile_text
 
 MOST: Dict[str, Tuple[int, str]] = {}
 # what the errors of limits.py say
-BOUND_MESSAGE = re.compile(r"more than [\d,]+|nested deeper than|nests groups deeper than|longer than [\d,]+|larger than [\d,]+ characters|uses: cycle")
+BOUND_MESSAGE = re.compile(
+    r"more than [\d,]+|nested deeper than|nests groups deeper than|longer than [\d,]+|larger than [\d,]+ characters|uses: cycle"
+)
 
 
 def note(bound: str, value: int, where: str) -> None:

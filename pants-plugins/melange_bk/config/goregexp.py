@@ -225,11 +225,11 @@ def _predicate(op: object, av: object, flags: int) -> Callable[[str], bool]:
     fold = bool(flags & C.SRE_FLAG_IGNORECASE)
     if op is C.LITERAL or op is C.NOT_LITERAL:
         want = chr(av)  # type: ignore[arg-type]
-        if fold:
-            forms = frozenset({want, want.lower(), want.upper()})
-            test: Callable[[str], bool] = lambda c: c in forms or c.lower() in forms or c.upper() in forms
-        else:
-            test = want.__eq__
+        forms = frozenset({want, want.lower(), want.upper()} if fold else {want})
+
+        def test(c: str) -> bool:
+            return c in forms or (fold and (c.lower() in forms or c.upper() in forms))
+
         return test if op is C.LITERAL else (lambda c: not test(c))
     if op is C.ANY:
         return (lambda c: True) if flags & C.SRE_FLAG_DOTALL else (lambda c: c != "\n")
@@ -345,7 +345,9 @@ class Regexp:
         mark = [-1] * (len(prog) + 1) if _mark is None else _mark
         steps = 0
 
-        def add(into: List[Tuple[int, Tuple[Optional[int], ...]]], gen: int, pc: int, caps: tuple, pos: int) -> int:
+        def add(
+            into: List[Tuple[int, Tuple[Optional[int], ...]]], gen: int, pc: int, caps: tuple, pos: int
+        ) -> int:
             todo = [(pc, caps)]
             visited = 0
             while todo:

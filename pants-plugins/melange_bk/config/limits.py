@@ -122,9 +122,7 @@ class RangeBudget:
 
 VALUE_TOO_LONG = f"substituted value is longer than {_n(MAX_VALUE_CHARS)} characters"
 TOO_MUCH_SUBSTITUTED = f"substitutions in this file make more than {_n(MAX_SUBSTITUTED_CHARS)} characters"
-REGEXP_TOO_COSTLY = (
-    f"matching takes more than {_n(MAX_REGEXP_STEPS)} steps of the regexp machine (the file's var-transforms share them)"
-)
+REGEXP_TOO_COSTLY = f"matching takes more than {_n(MAX_REGEXP_STEPS)} steps of the regexp machine (the file's var-transforms share them)"
 
 # characters made by substitutions and regexp steps so far, in the outermost call decorated with
 # `substitution_budget`

@@ -16,6 +16,7 @@ import yaml
 from melange_bk.config import arch as arch_mod
 from melange_bk.config import limits
 from melange_bk.config import schema as sc
+from melange_bk.config.goregexp import RegexpError, RegexpTooCostly
 from melange_bk.config.model import (
     Capabilities,
     Configuration,
@@ -26,7 +27,6 @@ from melange_bk.config.model import (
     VarTransform,
 )
 from melange_bk.config.subst import SubstitutionError, substitute
-from melange_bk.config.goregexp import RegexpError, RegexpTooCostly
 from melange_bk.config.transforms import replace_all
 from melange_bk.config.yamlsrc import Src, compose, line_of, one_line, scalar_content_line, to_plain
 from melange_bk.errors import ConfigError

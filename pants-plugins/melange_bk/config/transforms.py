@@ -12,6 +12,7 @@ from typing import Union
 from melange_bk.config import goregexp, limits
 from melange_bk.config.subst import ValueTooLong
 
+
 def _ident_end(template: str, i: int) -> int:
     while i < len(template) and (template[i].isalnum() or template[i] == "_") and template[i].isascii():
         i += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -118,7 +119,10 @@ def test_first_match_agrees_with_python(pattern: str, text: str) -> None:
 
 
 @settings(max_examples=1000, deadline=None, derandomize=True, database=None)
-@given(st.text(alphabet="ab1()[]|*+?{}^$\\.,-:=<>!?PdswbzAiBmsx", max_size=24), st.text(alphabet="ab1 \n", max_size=12))
+@given(
+    st.text(alphabet="ab1()[]|*+?{}^$\\.,-:=<>!?PdswbzAiBmsx", max_size=24),
+    st.text(alphabet="ab1 \n", max_size=12),
+)
 def test_any_pattern_compiles_or_is_refused(pattern: str, text: str) -> None:
     """Whatever the pattern: a RegexpError, or a program whose matches are within the text."""
     try:

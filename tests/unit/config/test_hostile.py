@@ -275,8 +275,10 @@ def test_var_transform_that_multiplies(tmp_path: Path) -> None:
 
 
 def _var_transform(value: str, match: str) -> str:
-    return HEAD + f"vars:\n  v: '{value}'\nvar-transforms:\n  - from: ${{{{vars.v}}}}\n    match: '{match}'\n" + (
-        "    replace: x\n    to: w\npipeline:\n  - runs: echo ${{vars.w}}\n"
+    return (
+        HEAD
+        + f"vars:\n  v: '{value}'\nvar-transforms:\n  - from: ${{{{vars.v}}}}\n    match: '{match}'\n"
+        + ("    replace: x\n    to: w\npipeline:\n  - runs: echo ${{vars.w}}\n")
     )
 
 
@@ -287,18 +289,26 @@ def test_var_transform_that_backtracks(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO / "pants-plugins"))
     for args in (["-m", "melange_bk.cli", "compile", "melange.yaml"], ["-c", SCAN, "melange.yaml"]):
         proc = subprocess.run(
-            [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, timeout=TIMEOUT, preexec_fn=_limit
+            [sys.executable, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            timeout=TIMEOUT,
+            preexec_fn=_limit,
         )
         assert proc.returncode == 0, proc.stderr.decode()[-3000:]
-    assert '"w": "' + "a" * 40 + 'b"' in subprocess.run(
-        [sys.executable, "-m", "melange_bk.cli", "compile", "melange.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        preexec_fn=_limit,
-    ).stdout
+    assert (
+        '"w": "' + "a" * 40 + 'b"'
+        in subprocess.run(
+            [sys.executable, "-m", "melange_bk.cli", "compile", "melange.yaml"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            preexec_fn=_limit,
+        ).stdout
+    )
 
 
 def test_var_transform_that_takes_too_many_steps(tmp_path: Path) -> None:
