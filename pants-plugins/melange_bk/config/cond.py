@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Tuple, Union
 
+from melange_bk.config import limits
 from melange_bk.config.subst import _VAR_CHARS, substitute
+from melange_bk.config.yamlsrc import quoted
 
 
 class ConditionError(Exception):
@@ -90,7 +92,7 @@ def tokenize(text: str) -> List[Tuple[str, str, int]]:
             if not name:
                 raise ConditionError("empty variable name", start)
             if not text.startswith("}}", i):
-                raise ConditionError(f"unterminated variable reference {name!r}", start)
+                raise ConditionError(f"unterminated variable reference {quoted(name)}", start)
             i += 2
             tokens.append(("var", name, start))
         elif text.startswith(("==", "!=", "&&", "||"), i):
@@ -109,6 +111,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0  # parentheses open at this point
 
     def _peek(self) -> Tuple[str, str, int]:
         if self.i < len(self.tokens):
@@ -124,7 +127,7 @@ class _Parser:
         expr = self._expr()
         kind, value, pos = self._peek()
         if kind != "end":
-            raise ConditionError(f"unexpected {value!r}", pos)
+            raise ConditionError(f"unexpected {quoted(value)}", pos)
         return expr
 
     def _expr(self) -> Expr:
@@ -143,10 +146,16 @@ class _Parser:
         kind, _, pos = self._peek()
         if kind == "(":
             self._next()
+            self.depth += 1
+            if self.depth > limits.MAX_CONDITION_DEPTH:
+                raise ConditionError(
+                    f"parentheses nested deeper than {limits.MAX_CONDITION_DEPTH} levels", pos
+                )
             inner = self._expr()
             kind, value, pos = self._next()
             if kind != ")":
                 raise ConditionError("expected ')'", pos)
+            self.depth -= 1
             return inner
         left = self._value()
         kind, op, pos = self._next()
@@ -162,7 +171,7 @@ class _Parser:
             return Var(value)
         if kind == "end":
             raise ConditionError("unexpected end of condition", pos)
-        raise ConditionError(f"expected a quoted string or ${{{{...}}}}, got {value!r}", pos)
+        raise ConditionError(f"expected a quoted string or ${{{{...}}}}, got {quoted(value)}", pos)
 
 
 def parse(text: str) -> Expr:

@@ -34,6 +34,8 @@ MAX_STEP_DEPTH = 64  # Wolfi: 3
 MAX_USES_DEPTH = 32  # Wolfi: 2 (go/build)
 # Subpackages of one YAML, after `range:` expansion.
 MAX_SUBPACKAGES = 1_000  # Wolfi: 110 (font-noto.yaml)
+# Parentheses nested in one `if:` condition.
+MAX_CONDITION_DEPTH = 32  # Wolfi: 0 (no `if:` of the tree or of the built-in pipelines uses parentheses)
 # A `var-transforms` pattern (Go's regexp, run in linear time by config/goregexp.py): its length, how deep its
 # groups nest, and the size of the program it compiles to (counted repeats are copies: `(a{1000}){1000}`).
 MAX_REGEXP_CHARS = 4096  # Wolfi: 49

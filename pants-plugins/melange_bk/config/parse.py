@@ -28,7 +28,7 @@ from melange_bk.config.model import (
 )
 from melange_bk.config.subst import SubstitutionError, substitute
 from melange_bk.config.transforms import replace_all
-from melange_bk.config.yamlsrc import Src, compose, line_of, one_line, scalar_content_line, to_plain
+from melange_bk.config.yamlsrc import Src, compose, line_of, one_line, quoted, scalar_content_line, to_plain
 from melange_bk.errors import ConfigError
 
 PACKAGE_NAME = re.compile(r"^[a-zA-Z\d][a-zA-Z\d+_.-]*$")
@@ -152,7 +152,7 @@ class Decoder:
         value = self._str(spec, f, where)
         if value and not _INTEGER.fullmatch(value):
             raise self.src.error(
-                f"{_join(where, spec.keys[0])} must be an integer, not {value!r}", f[spec.keys[0]]
+                f"{_join(where, spec.keys[0])} must be an integer, not {quoted(value)}", f[spec.keys[0]]
             )
         return value
 
@@ -227,11 +227,13 @@ class Decoder:
             return ""
         for k, v in values.items():
             if ":" in v or any(c.isspace() for c in v):
-                raise self.src.error(f"{where}.{k}: {v!r} must not contain a colon or whitespace", f.get(k))
+                raise self.src.error(
+                    f"{where}.{k}: {quoted(v)} must not contain a colon or whitespace", f.get(k)
+                )
         part = values["part"] or "a"
         if part not in _CPE_PARTS:
             raise self.src.error(
-                f"{where}.part must be one of {', '.join(_CPE_PARTS)}, not {part!r}", f["part"]
+                f"{where}.part must be one of {', '.join(_CPE_PARTS)}, not {quoted(part)}", f["part"]
             )
         for k in ("vendor", "product"):
             if not values[k] or values[k] == "*":
@@ -248,7 +250,9 @@ class Decoder:
                 name = value.strip().upper()
                 name = name[4:] if name.startswith("CAP_") else name
                 if name not in LINUX_CAPABILITIES:
-                    raise self.src.error(f"{where}.{key}: {value!r} is not a Linux capability", line=line)
+                    raise self.src.error(
+                        f"{where}.{key}: {quoted(value)} is not a Linux capability", line=line
+                    )
                 names.add("CAP_" + name)
             out[key] = tuple(sorted(names))
         return Capabilities(**out)
@@ -329,10 +333,10 @@ def parse_config(
     cpe = dec.cpe(pf.get("cpe"), "package.cpe", dec.s(pf.get("version"), "package.version"))
     package: Package = dec.build(Package, pkg_node, "package", pf, epoch=epoch, cpe=cpe)
     if not PACKAGE_NAME.match(package.name):
-        raise src.error(f"package.name {package.name!r} is not a valid package name", pf.get("name"))
+        raise src.error(f"package.name {quoted(package.name)} is not a valid package name", pf.get("name"))
     if not PACKAGE_VERSION.match(package.version):
         raise src.error(
-            f"package.version {package.version!r} is not a valid package version (letters, digits and + _ . ~ -, "
+            f"package.version {quoted(package.version)} is not a valid package version (letters, digits and + _ . ~ -, "
             "starting with a letter or digit)",
             pf.get("version"),
         )
@@ -347,7 +351,7 @@ def parse_config(
         range_name = src.string(sf.get("range"), f"{where}.range")
         if range_name:
             if range_name not in data:
-                raise src.error(f"{where} uses undefined range {range_name!r}", sf["range"])
+                raise src.error(f"{where} uses undefined range {quoted(range_name)}", sf["range"])
             budget.add(line_of(node), len(data[range_name].items), node)
             expanded = []
             for key, value in sorted(data[range_name].items):
@@ -358,7 +362,9 @@ def parse_config(
             expanded = [dec.subpackage(node, where, None)]
         for sub in expanded:
             if not PACKAGE_NAME.match(sub.name):
-                raise src.error(f"subpackage name {sub.name!r} is not a valid package name", line=sub.line)
+                raise src.error(
+                    f"subpackage name {quoted(sub.name)} is not a valid package name", line=sub.line
+                )
             if sub.name in seen:
                 what = (
                     "the main package"
@@ -445,7 +451,7 @@ def resolve_vars(
         except RegexpTooCostly as e:
             raise src.error(f"{where}: {e}", line=vt.line) from None
         except RegexpError as e:
-            raise src.error(one_line(f"{where}.match: {vt.match!r} {e}"), line=vt.line) from None
+            raise src.error(one_line(f"{where}.match: {quoted(vt.match)} {e}"), line=vt.line) from None
         except SubstitutionError as e:  # ValueTooLong
             raise src.error(f"{where}: {e.message}", line=vt.line) from None
         scope[f"vars.{vt.to}"] = value
@@ -461,6 +467,6 @@ def data_ranges(src: Src, ranges: Sequence[DataRange]) -> Dict[str, DataRange]:
         if not entry.name:
             raise src.error(f"{where}: name is missing", line=entry.line)
         if entry.name in out:
-            raise src.error(f"{where}: duplicate range name {entry.name!r}", line=entry.line)
+            raise src.error(f"{where}: duplicate range name {quoted(entry.name)}", line=entry.line)
         out[entry.name] = entry
     return out

@@ -51,6 +51,15 @@ def one_line(message: str) -> str:
     return message.translate(_CONTROL)
 
 
+def quoted(value: object, limit: int = 80) -> str:
+    """`value` quoted for an error message (repr), its first `limit` characters only when it is longer: a hostile
+    value must not turn a one-line error into a megabyte."""
+    if not isinstance(value, str) or len(value) <= limit:
+        text = repr(value)
+        return text if len(text) <= limit + 2 else text[:limit] + "..."
+    return f"{value[:limit]!r}... ({len(value):,} characters)"
+
+
 def read_text(path: str, what: str = "") -> str:
     """A YAML file's text; an unreadable or non-UTF-8 file is a ConfigError naming it (and `what` it is)."""
     try:
@@ -119,7 +128,7 @@ def _compose(path: str, loader: Any) -> Optional[yaml.Node]:
         if kind is ev.AliasEvent:
             if event.anchor not in anchors:
                 raise yaml.composer.ComposerError(
-                    None, None, f"found undefined alias {event.anchor!r}", event.start_mark
+                    None, None, f"found undefined alias {quoted(event.anchor)}", event.start_mark
                 )
             node, size, height = anchors[event.anchor]
             aliased = True
@@ -136,7 +145,7 @@ def _compose(path: str, loader: Any) -> Optional[yaml.Node]:
             anchor = event.anchor
             if anchor is not None and anchor in anchors:
                 raise yaml.composer.ComposerError(
-                    f"found duplicate anchor {anchor!r}; first occurrence",
+                    f"found duplicate anchor {quoted(anchor)}; first occurrence",
                     anchors[anchor][0].start_mark,
                     "second occurrence",
                     event.start_mark,
@@ -223,13 +232,13 @@ class Src:
                 raise self.error(f"{where}: keys must be strings", k)
             key = k.value
             if key in out:
-                raise self.error(f"{where}: duplicate key {key!r}", k)
+                raise self.error(f"{where}: duplicate key {quoted(key)}", k)
             if key in allowed:
                 out[key] = v
             elif key in ignored:
                 warn_once(f"{where}.{key}", f"melange-bk ignores {where}.{key} (not supported yet)")
             else:
-                raise self.error(f"{where}: unknown field {key!r}", k)
+                raise self.error(f"{where}: unknown field {quoted(key)}", k)
         return out
 
     def string(self, node: Optional[yaml.Node], where: str, default: str = "") -> str:
@@ -245,7 +254,7 @@ class Src:
             return True
         if value in ("false", "no", "off", ""):
             return False
-        raise self.error(f"{where}: expected true or false, not {value!r}", node)
+        raise self.error(f"{where}: expected true or false, not {quoted(value)}", node)
 
     def integer(self, node: Optional[yaml.Node], where: str, default: int = 0) -> int:
         value = self.string(node, where, "")
@@ -254,7 +263,7 @@ class Src:
         try:
             return int(value, 0) if value.lower().startswith(("0x", "0o")) else int(value)
         except ValueError:
-            raise self.error(f"{where}: expected an integer, not {value!r}", node) from None
+            raise self.error(f"{where}: expected an integer, not {quoted(value)}", node) from None
 
     def strings(self, node: Optional[yaml.Node], where: str) -> List[Tuple[str, int]]:
         """A sequence of scalars, each with its line."""
@@ -285,7 +294,7 @@ class Src:
         for k, v in node.value:
             key = self.string(k, where)
             if key in seen:
-                raise self.error(f"{where}: duplicate key {key!r}", k)
+                raise self.error(f"{where}: duplicate key {quoted(key)}", k)
             seen.add(key)
             out.append((key, self.string(v, f"{where}.{key}"), line_of(k)))
         return out

@@ -16,7 +16,7 @@ import yaml
 from melange_bk.config import limits
 from melange_bk.config.parse import Decoder, base_substitutions, data_ranges, resolve_vars, top_field
 from melange_bk.config.subst import SubstitutionError, substitute
-from melange_bk.config.yamlsrc import Src, compose
+from melange_bk.config.yamlsrc import Src, compose, quoted
 from melange_bk.errors import ConfigError
 from melange_bk.graph.model import Offer, PackageNode, strip_constraint
 
@@ -156,7 +156,7 @@ def _priority(path: str, node: Optional[yaml.Node], where: str, values: Dict[str
         return int(priority)
     except ValueError:
         raise ConfigError(
-            f"{where}.dependencies.provider-priority must be an integer, not {priority!r}",
+            f"{where}.dependencies.provider-priority must be an integer, not {quoted(priority)}",
             path=path,
             line=node.start_mark.line + 1 if node is not None else None,
         ) from None

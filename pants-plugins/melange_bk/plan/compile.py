@@ -16,7 +16,7 @@ from melange_bk.config.arch import normalize
 from melange_bk.config.parse import OUTDIR, base_substitutions, parse_config
 from melange_bk.config.pipelines import PipelineDef, Resolver
 from melange_bk.config.subst import SubstitutionError, substitute
-from melange_bk.config.yamlsrc import one_line, read_text
+from melange_bk.config.yamlsrc import one_line, quoted, read_text
 from melange_bk.errors import ConfigError
 from melange_bk.plan import model as p
 
@@ -164,7 +164,7 @@ class _Compiler:
         try:
             expr = cond.parse(text)
         except cond.ConditionError as e:
-            raise self.err(f"{what}: bad if: condition {text!r}: {e}", line) from None
+            raise self.err(f"{what}: bad if: condition {quoted(text)}: {e}", line) from None
 
         def lookup(name: str) -> str:
             value = scope.get(name)
@@ -360,10 +360,10 @@ class _Compiler:
             branch, _, commit = ref.strip().rpartition("/")
             if not sep or not comment.strip():
                 problem = "expected '[branch/]commit: comment'" if not sep else "the comment is empty"
-                raise self.err(f"{what}: cherry-picks line {n}: {problem} in {entry!r}", line)
+                raise self.err(f"{what}: cherry-picks line {n}: {problem} in {quoted(entry)}", line)
             if len(commit) != 40 or not _HEX.match(commit):
                 raise self.err(
-                    f"{what}: cherry-picks line {n}: {commit!r} is not a full 40-hex commit id", line
+                    f"{what}: cherry-picks line {n}: {quoted(commit)} is not a full 40-hex commit id", line
                 )
             out.append((branch, commit.lower()))
         return tuple(out)

@@ -58,3 +58,13 @@ def test_syntax_errors(text: str) -> None:
 def test_undefined_variable_is_reported_by_lookup() -> None:
     with pytest.raises(KeyError):
         ev("${{nope}} == 'a'")
+
+
+def test_nesting_bound() -> None:
+    """MAX_CONDITION_DEPTH parentheses are fine, one more is an error (not a RecursionError further on)."""
+    from melange_bk.config import limits
+
+    depth = limits.MAX_CONDITION_DEPTH
+    assert ev("(" * depth + "'a' == 'a'" + ")" * depth)
+    with pytest.raises(cond.ConditionError, match=f"nested deeper than {depth} levels"):
+        cond.parse("(" * (depth + 1) + "'a' == 'a'" + ")" * (depth + 1))

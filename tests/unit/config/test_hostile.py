@@ -328,6 +328,32 @@ def test_var_transform_that_go_refuses(tmp_path: Path) -> None:
     assert scan_error(tmp_path) == message
 
 
+def test_deeply_nested_condition(tmp_path: Path) -> None:
+    """10,000 parentheses in an `if:` (the recursive-descent parser hit Python's recursion limit: a traceback)."""
+    depth = 5000
+    _tree(
+        tmp_path,
+        HEAD + "pipeline:\n  - if: " + "(" * depth + "'a' == 'a'" + ")" * depth + "\n    runs: echo\n",
+    )
+    message = compile_error(tmp_path)
+    assert message == (
+        "melange.yaml:6: pipeline step 1: bad if: condition "
+        + repr("(" * 80)
+        + f"... (10,010 characters): parentheses nested deeper than {limits.MAX_CONDITION_DEPTH} levels"
+        + f" at position {limits.MAX_CONDITION_DEPTH}"
+    )
+
+
+def test_a_huge_value_is_quoted_short(tmp_path: Path) -> None:
+    """An error that quotes a 500,000-character value quotes its first 80 characters and says how long it is."""
+    _tree(tmp_path, "package:\n  name: '" + "x" * 500_000 + "/'\n  version: '1'\n  epoch: 0\n")
+    assert compile_error(tmp_path) == (
+        "melange.yaml:2: package.name "
+        + repr("x" * 80)
+        + "... (500,001 characters) is not a valid package name"
+    )
+
+
 def test_many_values_each_within_the_bound(tmp_path: Path) -> None:
     """A 512 KiB var used by 200 steps: each value is allowed, their sum is not."""
     chain = "".join(f"  v{i}: ${{{{vars.v{i - 1}}}}}${{{{vars.v{i - 1}}}}}\n" for i in range(1, 20))
