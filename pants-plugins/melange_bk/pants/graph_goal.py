@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from enum import Enum
+from typing import Tuple
 
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem
-from pants.engine.rules import collect_rules, goal_rule
+from pants.engine.rules import Get, collect_rules, goal_rule, rule
 from pants.engine.target import Targets
 from pants.option.option_types import EnumOption
 
@@ -43,30 +45,54 @@ class MelangeGraphGoal(Goal):
     environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
 
 
-@goal_rule
-async def melange_graph_goal(
-    console: Console, targets: Targets, subsystem: MelangeGraphSubsystem, melange: MelangeGraph
-) -> MelangeGraphGoal:
-    selected = sorted(t[MelangeSourceField].file_path for t in targets if t.has_field(MelangeSourceField))
+@dataclass(frozen=True)
+class RenderRequest:
+    format: GraphFormat
+    selected: Tuple[str, ...]  # YAML paths, sorted
+
+
+@dataclass(frozen=True)
+class RenderedGraph:
+    stdout: str
+    stderr: Tuple[str, ...]
+    exit_code: int
+
+
+@rule
+async def render_graph(request: RenderRequest, melange: MelangeGraph) -> RenderedGraph:
+    """The goal's output, memoised by the engine (under pantsd a repeated `melange-graph` only prints it)."""
     graph = melange.graph
-    fmt = subsystem.output_format
-    if fmt == GraphFormat.json:
-        console.print_stdout(json.dumps(graph.to_json(selected), indent=2, sort_keys=True))
-    elif fmt == GraphFormat.dot:
-        console.print_stdout(graph.to_dot(selected), end="")
+    selected = request.selected
+    if request.format == GraphFormat.json:
+        stdout = json.dumps(graph.to_json(selected), indent=2, sort_keys=True) + "\n"
+    elif request.format == GraphFormat.dot:
+        stdout = graph.to_dot(selected)
     else:
-        for i, wave in enumerate(graph.waves(selected), start=1):
-            names = " ".join(f"{graph.nodes[p].name}({melange.address_of(p)})" for p in wave)
-            console.print_stdout(f"wave {i}: {names}")
+        stdout = "".join(
+            f"wave {i}: " + " ".join(f"{graph.nodes[p].name}({melange.address_of(p)})" for p in wave) + "\n"
+            for i, wave in enumerate(graph.waves(selected), start=1)
+        )
     problems = sorted({*graph.broken.values(), *graph.errors.values()})
-    for problem in problems:
-        console.print_stderr(problem)
     if problems:
-        console.print_stderr(
+        problems.append(
             f"{len(graph.broken)} YAML(s) cannot be read, {len(graph.errors)} package(s) have needs that cannot "
             "be settled; the graph above is that of the rest"
         )
-    return MelangeGraphGoal(exit_code=1 if problems else 0)
+    return RenderedGraph(stdout, tuple(problems), 1 if problems else 0)
+
+
+@goal_rule
+async def melange_graph_goal(
+    console: Console, targets: Targets, subsystem: MelangeGraphSubsystem
+) -> MelangeGraphGoal:
+    selected = tuple(
+        sorted(t[MelangeSourceField].file_path for t in targets if t.has_field(MelangeSourceField))
+    )
+    rendered = await Get(RenderedGraph, RenderRequest(subsystem.output_format, selected))
+    console.print_stdout(rendered.stdout, end="")
+    for line in rendered.stderr:
+        console.print_stderr(line)
+    return MelangeGraphGoal(exit_code=rendered.exit_code)
 
 
 def rules():
