@@ -147,7 +147,7 @@ class RepoGraph:
         # The graph's insertion order follows the scan's: walk a sorted copy from the smallest path, and start
         # the reported cycle at its smallest path, so the message is the same on every run.
         group = self.build_graph.subgraph(groups[0])
-        ordered: "nx.DiGraph" = nx.DiGraph()
+        ordered: nx.DiGraph = nx.DiGraph()
         ordered.add_nodes_from(sorted(group.nodes))
         ordered.add_edges_from(sorted(group.edges))
         ring = [edge[0] for edge in nx.find_cycle(ordered, source=groups[0][0])]

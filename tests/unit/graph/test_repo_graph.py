@@ -85,7 +85,9 @@ def test_cycle_names_the_packages() -> None:
         assert e.value.cycle == ("a/melange.yaml", "b/melange.yaml", "a/melange.yaml")
         assert e.value.breakers in (("a",), ("b",))
     (msg,) = messages
-    assert msg.startswith("build dependency cycle: a -> b -> a (a/melange.yaml, b/melange.yaml; 1 cyclic group(s))")
+    assert msg.startswith(
+        "build dependency cycle: a -> b -> a (a/melange.yaml, b/melange.yaml; 1 cyclic group(s))"
+    )
     assert "breaks every cycle: " in msg
 
 
