@@ -15,7 +15,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import yaml
 
@@ -88,21 +88,17 @@ def main() -> None:
         note("MAX_SUBPACKAGES", self.subpackages, where[0])
         note("MAX_YAML_NODES", self.nodes, f"{where[0]} (range:)")
 
-    spend = limits.spend
+    def counting_spend(bound: str, index: int, spend: Callable[[int], bool]) -> Callable[[int], bool]:
+        def spending(amount: int) -> bool:
+            result = spend(amount)
+            spent = limits._substituted.get()
+            note(bound, spent[index] if spent else amount, where[0])
+            return result
 
-    def spending(chars: int) -> bool:
-        result = spend(chars)
-        spent = limits._substituted.get()
-        note("MAX_SUBSTITUTED_CHARS", spent[0] if spent else chars, where[0])
-        return result
+        return spending
 
-    spend_regexp = limits.spend_regexp
-
-    def spending_regexp(steps: int) -> bool:
-        result = spend_regexp(steps)
-        spent = limits._substituted.get()
-        note("MAX_REGEXP_STEPS", spent[1] if spent else steps, where[0])
-        return result
+    spending = counting_spend("MAX_SUBSTITUTED_CHARS", 0, limits.spend)
+    spending_regexp = counting_spend("MAX_REGEXP_STEPS", 1, limits.spend_regexp)
 
     limits.spend = spending  # type: ignore[assignment]
     limits.spend_regexp = spending_regexp  # type: ignore[assignment]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from contextvars import ContextVar
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from melange_bk.errors import ConfigError
 
@@ -151,22 +151,28 @@ def substitution_budget(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def spend(chars: int) -> bool:
-    """Counts `chars` made by a substitution against the budget; False once it is exceeded."""
+# what the budget of a decorated entry point holds: (index in its list, bound)
+_CHARS = (0, MAX_SUBSTITUTED_CHARS)
+_REGEXP_STEPS = (1, MAX_REGEXP_STEPS)
+
+
+def _spend(which: Tuple[int, int], amount: int) -> bool:
     spent = _substituted.get()
     if spent is None:
         return True
-    spent[0] += chars
-    return spent[0] <= MAX_SUBSTITUTED_CHARS
+    index, bound = which
+    spent[index] += amount
+    return spent[index] <= bound
+
+
+def spend(chars: int) -> bool:
+    """Counts `chars` made by a substitution against the budget; False once it is exceeded."""
+    return _spend(_CHARS, chars)
 
 
 def spend_regexp(steps: int) -> bool:
     """Counts `steps` of the regexp machine against the budget; False once it is exceeded."""
-    spent = _substituted.get()
-    if spent is None:
-        return True
-    spent[1] += steps
-    return spent[1] <= MAX_REGEXP_STEPS
+    return _spend(_REGEXP_STEPS, steps)
 
 
 # -- pipelines and `uses:` (config/pipelines.py, the compiler) --------------------------------------------------------

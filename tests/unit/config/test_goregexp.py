@@ -16,6 +16,15 @@ from melange_bk.config.transforms import replace_all
 @pytest.mark.parametrize(
     "pattern, source, template, expected",
     [
+        # templates: $1, ${1}, $name, ${name}, $$; `$1x` is the (missing) group named "1x"
+        (r"^(\d+\.\d+)\.\d+$", "1.15.3", "$1", "1.15"),
+        (r"^(\d+\.\d+)\.\d+$", "1.15.3", "${1}x", "1.15x"),
+        (r"^(\d+)\.(\d+)$", "3.12", "$2$1", "123"),
+        (r"^(\d+)\.(\d+)$", "3.12", "$1x", ""),
+        (r"(?P<maj>\d+)\.(\d+)", "3.12", "${maj}-$$", "3-$"),
+        (r"\.", "1.2.3", "_", "1_2_3"),
+        (r"^ruby(\d\.\d+)-.*", "ruby3.3-sigdump", "$1", "3.3"),
+        (r"a", "a", "$", "$"),
         # the examples of Go's regexp.ReplaceAllString documentation
         (r"a(x*)b", "-ab-axxb-", "T", "-T-T-"),
         (r"a(x*)b", "-ab-axxb-", "$1", "--xx-"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from melange_bk.config.subst import SubstitutionError, UndefinedVariable, references, substitute
-from melange_bk.config.transforms import go_expand, replace_all, to_python_template
+from melange_bk.config.transforms import go_expand, to_python_template
 
 
 def test_strict_and_partial() -> None:
@@ -17,24 +17,6 @@ def test_strict_and_partial() -> None:
         substitute("${{package.name", m, strict=True)
     assert substitute("no vars $HOME ${x}", m, strict=True) == "no vars $HOME ${x}"
     assert references("${{a}} ${{ b.c }} ${{") == ["a", "b.c"]
-
-
-@pytest.mark.parametrize(
-    "pattern, source, template, expected",
-    [
-        (r"^(\d+\.\d+)\.\d+$", "1.15.3", "$1", "1.15"),
-        (r"^(\d+\.\d+)\.\d+$", "1.15.3", "${1}x", "1.15x"),
-        (r"^(\d+)\.(\d+)$", "3.12", "$2$1", "123"),
-        (r"^(\d+)\.(\d+)$", "3.12", "$1x", ""),  # Go reads `$1x` as the (missing) group named "1x"
-        (r"(?P<maj>\d+)\.(\d+)", "3.12", "${maj}-$$", "3-$"),
-        (r"(?<maj>\d+)\.(\d+)", "3.12", "$maj", "3"),
-        (r"\.", "1.2.3", "_", "1_2_3"),
-        (r"^ruby(\d\.\d+)-.*", "ruby3.3-sigdump", "$1", "3.3"),
-        (r"a", "a", "$", "$"),
-    ],
-)
-def test_go_replace(pattern: str, source: str, template: str, expected: str) -> None:
-    assert replace_all(pattern, source, template) == expected
 
 
 def test_python_template_translation() -> None:
