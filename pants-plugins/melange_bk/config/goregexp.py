@@ -16,6 +16,7 @@ match.
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -35,7 +36,8 @@ class RegexpError(ValueError):
 
 
 class RegexpTooCostly(RegexpError):
-    """The var-transforms of one YAML took more than `limits.MAX_REGEXP_STEPS` steps."""
+    """The var-transforms of one YAML took more than `limits.MAX_REGEXP_STEPS` steps, or used programs of more than
+    `limits.MAX_REGEXP_INSTRUCTIONS` instructions in all."""
 
 
 _NAMED_GROUP = re.compile(r"\(\?<([A-Za-z_][A-Za-z0-9_]*)>")
@@ -428,12 +430,26 @@ class Regexp:
         return "".join(out)
 
 
+# Compiled programs, kept while small (Wolfi's largest has 34 instructions) and few: a long-lived process (pantsd)
+# reads many YAMLs, and a hostile one must not fill its memory with programs.
+_CACHE_SIZE = 1024
+_CACHE_INSTRUCTIONS = 256
 _cache: Dict[str, Regexp] = {}
+_cache_lock = threading.Lock()
 
 
 def compile(pattern: str) -> Regexp:  # noqa: A001 (the name re and Go's regexp use)
-    """Compile an RE2 pattern (raises RegexpError); compiled patterns are remembered."""
-    found = _cache.get(pattern)
+    """Compile an RE2 pattern (raises RegexpError). Every use counts its instructions against the caller's
+    `limits.MAX_REGEXP_INSTRUCTIONS` budget, whether it was compiled now or remembered."""
+    with _cache_lock:
+        found = _cache.get(pattern)
     if found is None:
-        found = _cache[pattern] = Regexp(pattern)
+        found = Regexp(pattern)
+        if len(found._prog) <= _CACHE_INSTRUCTIONS:
+            with _cache_lock:
+                if len(_cache) >= _CACHE_SIZE:
+                    del _cache[next(iter(_cache))]  # the oldest
+                _cache[pattern] = found
+    if not limits.spend_regexp_program(len(found._prog)):
+        raise RegexpTooCostly(limits.REGEXP_TOO_LARGE)
     return found

@@ -36,11 +36,13 @@ MAX_USES_DEPTH = 32  # Wolfi: 2 (go/build)
 MAX_SUBPACKAGES = 1_000  # Wolfi: 110 (font-noto.yaml)
 # Parentheses nested in one `if:` condition.
 MAX_CONDITION_DEPTH = 32  # Wolfi: 0 (no `if:` of the tree or of the built-in pipelines uses parentheses)
-# A `var-transforms` pattern (Go's regexp, run in linear time by config/goregexp.py): its length, how deep its
-# groups nest, and the size of the program it compiles to (counted repeats are copies: `(a{1000}){1000}`).
+# A `var-transforms` pattern (Go's regexp, run in linear time by config/goregexp.py): its length and how deep its
+# groups nest.
 MAX_REGEXP_CHARS = 4096  # Wolfi: 49
 MAX_REGEXP_DEPTH = 32  # Wolfi: 1
-MAX_REGEXP_INSTRUCTIONS = 10_000  # Wolfi: 34
+# Instructions of the programs the var-transforms of one parse, compile or graph scan use, each use counted
+# (counted repeats are copies: `(a{1000}){1000}`): bounds the time to compile them and the memory they hold.
+MAX_REGEXP_INSTRUCTIONS = 10_000  # Wolfi: 59 (python-3.14.yaml)
 # Steps of the regexp machine (one per instruction a thread visits) for all the var-transforms of one parse,
 # compile or graph scan: linear time is still a large value times a large program.
 MAX_REGEXP_STEPS = 1_000_000  # Wolfi: 1,638 (python-3.14.yaml)
@@ -124,6 +126,9 @@ class RangeBudget:
 
 VALUE_TOO_LONG = f"substituted value is longer than {_n(MAX_VALUE_CHARS)} characters"
 TOO_MUCH_SUBSTITUTED = f"substitutions in this file make more than {_n(MAX_SUBSTITUTED_CHARS)} characters"
+REGEXP_TOO_LARGE = (
+    f"the file's var-transforms compile to more than {_n(MAX_REGEXP_INSTRUCTIONS)} instructions"
+)
 REGEXP_TOO_COSTLY = f"matching takes more than {_n(MAX_REGEXP_STEPS)} steps of the regexp machine (the file's var-transforms share them)"
 
 # characters made by substitutions and regexp steps so far, in the outermost call decorated with
@@ -135,14 +140,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def substitution_budget(fn: F) -> F:
     """Decorates an entry point (parse, compile, graph scan): the substitutions made while it runs share one
-    MAX_SUBSTITUTED_CHARS budget, and its var-transforms one MAX_REGEXP_STEPS budget (a nested decorated call
-    shares its caller's)."""
+    MAX_SUBSTITUTED_CHARS budget, and its var-transforms one MAX_REGEXP_STEPS and one MAX_REGEXP_INSTRUCTIONS
+    budget (a nested decorated call shares its caller's)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if _substituted.get() is not None:
             return fn(*args, **kwargs)
-        token = _substituted.set([0, 0])
+        token = _substituted.set([0, 0, 0])
         try:
             return fn(*args, **kwargs)
         finally:
@@ -154,6 +159,7 @@ def substitution_budget(fn: F) -> F:
 # what the budget of a decorated entry point holds: (index in its list, bound)
 _CHARS = (0, MAX_SUBSTITUTED_CHARS)
 _REGEXP_STEPS = (1, MAX_REGEXP_STEPS)
+_REGEXP_INSTRUCTIONS = (2, MAX_REGEXP_INSTRUCTIONS)
 
 
 def _spend(which: Tuple[int, int], amount: int) -> bool:
@@ -173,6 +179,11 @@ def spend(chars: int) -> bool:
 def spend_regexp(steps: int) -> bool:
     """Counts `steps` of the regexp machine against the budget; False once it is exceeded."""
     return _spend(_REGEXP_STEPS, steps)
+
+
+def spend_regexp_program(instructions: int) -> bool:
+    """Counts the `instructions` of a regexp program used against the budget; False once it is exceeded."""
+    return _spend(_REGEXP_INSTRUCTIONS, instructions)
 
 
 # -- pipelines and `uses:` (config/pipelines.py, the compiler) --------------------------------------------------------

@@ -306,6 +306,19 @@ def test_var_transform_that_takes_too_many_steps(tmp_path: Path) -> None:
     assert scan_error(tmp_path) == message
 
 
+def test_var_transforms_with_many_large_programs(tmp_path: Path) -> None:
+    """Each pattern is within the bound; the programs of all of them are not (time to compile them, memory)."""
+    body = "".join(
+        f"  - from: ${{{{vars.v}}}}\n    match: '{i}([a-z][a-z][a-z][a-z][a-z][a-z][a-z]){{600}}'\n"
+        f"    replace: x\n    to: w{i}\n"
+        for i in range(50)
+    )
+    _tree(tmp_path, HEAD + "vars:\n  v: a\nvar-transforms:\n" + body)
+    message = f"melange.yaml:12: var-transforms[1]: {limits.REGEXP_TOO_LARGE}"
+    assert compile_error(tmp_path) == message
+    assert scan_error(tmp_path) == message
+
+
 def test_var_transform_that_go_refuses(tmp_path: Path) -> None:
     _tree(tmp_path, _var_transform("aa", r"(a)\1"))
     message = "melange.yaml:8: var-transforms[0].match: '(a)\\\\1' " + (
