@@ -22,10 +22,12 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from melange_bk.config import limits
 
-with warnings.catch_warnings():  # Python 3.11 names them re._parser and re._constants; 3.9 has only these
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import sre_constants as C
-    import sre_parse
+try:  # Python 3.11 and later: the parser's own modules (sre_parse and sre_constants are deprecated shims there)
+    from re import _constants as C  # type: ignore[attr-defined]
+    from re import _parser as sre_parse  # type: ignore[attr-defined]
+except ImportError:  # Python 3.9 and 3.10
+    import sre_constants as C  # type: ignore[no-redef]
+    import sre_parse  # type: ignore[no-redef]
 
 __all__ = ["RegexpError", "RegexpTooCostly", "Regexp", "Match", "compile"]
 
