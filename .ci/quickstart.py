@@ -1,7 +1,8 @@
 """Print the README's Quick-start commands, so that CI runs exactly what a new user is told to run.
 
-    python3 .ci/quickstart.py N     the N-th command (1 or 2) of README.md's `## Quick start` shell block
-    python3 .ci/quickstart.py       both, one per line
+    python3 .ci/quickstart.py N             the N-th command (1 or 2) of README.md's `## Quick start` shell block
+    python3 .ci/quickstart.py               both, one per line
+    python3 .ci/quickstart.py --check FILE  fail unless each command is a line of FILE, verbatim (.ci/run)
 
 A command is a non-empty line of the first ```sh block after `## Quick start` that is not a comment. Exits 2 (with a
 message naming README.md) when the section, the block or exactly two commands are not there: README and CI cannot
@@ -50,6 +51,15 @@ def main(argv: List[str]) -> int:
         cmds = commands(f.read())
     if len(argv) > 1 and argv[1] in ("-h", "--help"):
         print(__doc__.strip())
+        return 0
+    if len(argv) > 1 and argv[1] == "--check":
+        if len(argv) != 3:
+            fail("quickstart.py: --check needs one FILE")
+        with open(argv[2], encoding="utf-8") as f:
+            lines = {line.strip() for line in f}
+        missing = [c for c in cmds if c not in lines]
+        if missing:
+            fail(f"{argv[2]}: does not run README.md's Quick-start command(s) verbatim: {missing}")
         return 0
     if len(argv) > 1:
         n = int(argv[1]) if argv[1].isdigit() else 0
