@@ -15,7 +15,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import yaml
 
@@ -88,22 +88,21 @@ def main() -> None:
         note("MAX_SUBPACKAGES", self.subpackages, where[0])
         note("MAX_YAML_NODES", self.nodes, f"{where[0]} (range:)")
 
-    def counting_spend(bound: str, index: int, spend: Callable[[int], bool]) -> Callable[[int], bool]:
-        def spending(amount: int) -> bool:
-            result = spend(amount)
-            spent = limits._substituted.get()
-            note(bound, spent[index] if spent else amount, where[0])
-            return result
+    # the per-file budgets (spend, spend_regexp, spend_regexp_program all go through limits._spend)
+    budgets = {
+        limits._CHARS: "MAX_SUBSTITUTED_CHARS",
+        limits._REGEXP_STEPS: "MAX_REGEXP_STEPS",
+        limits._REGEXP_INSTRUCTIONS: "MAX_REGEXP_INSTRUCTIONS",
+    }
+    spend = limits._spend
 
-        return spending
+    def spending(which: Tuple[int, int], amount: int) -> bool:
+        result = spend(which, amount)
+        spent = limits._substituted.get()
+        note(budgets[which], spent[which[0]] if spent else amount, where[0])
+        return result
 
-    spending = counting_spend("MAX_SUBSTITUTED_CHARS", 0, limits.spend)
-    spending_regexp = counting_spend("MAX_REGEXP_STEPS", 1, limits.spend_regexp)
-    spending_program = counting_spend("MAX_REGEXP_INSTRUCTIONS", 2, limits.spend_regexp_program)
-
-    limits.spend = spending  # type: ignore[assignment]
-    limits.spend_regexp = spending_regexp  # type: ignore[assignment]
-    limits.spend_regexp_program = spending_program  # type: ignore[assignment]
+    limits._spend = spending  # type: ignore[assignment]
     limits.StepCounter.count = counting  # type: ignore[method-assign]
     limits.check_uses = uses  # type: ignore[assignment]
     limits.RangeBudget.add = adding  # type: ignore[method-assign]

@@ -107,9 +107,8 @@ def _nesting(pattern: str) -> int:
 
 
 class _Compiler:
-    def __init__(self, flags: int) -> None:
+    def __init__(self) -> None:
         self.prog: List[List[object]] = []
-        self.flags = flags
 
     def emit(self, op: int, arg: object = None, other: int = -1) -> int:
         if len(self.prog) >= limits.MAX_REGEXP_INSTRUCTIONS:
@@ -331,7 +330,7 @@ class Regexp:
         state = parsed.state
         flags = state.flags
         _check_flags(flags)
-        compiler = _Compiler(flags)
+        compiler = _Compiler()
         compiler.emit(_SAVE, 0)
         compiler.seq(parsed.data, flags)
         compiler.emit(_SAVE, 1)

@@ -129,7 +129,10 @@ TOO_MUCH_SUBSTITUTED = f"substitutions in this file make more than {_n(MAX_SUBST
 REGEXP_TOO_LARGE = (
     f"the file's var-transforms compile to more than {_n(MAX_REGEXP_INSTRUCTIONS)} instructions"
 )
-REGEXP_TOO_COSTLY = f"matching takes more than {_n(MAX_REGEXP_STEPS)} steps of the regexp machine (the file's var-transforms share them)"
+REGEXP_TOO_COSTLY = (
+    f"matching takes more than {_n(MAX_REGEXP_STEPS)} steps of the regexp machine "
+    "(the file's var-transforms share them)"
+)
 
 # characters made by substitutions and regexp steps so far, in the outermost call decorated with
 # `substitution_budget`

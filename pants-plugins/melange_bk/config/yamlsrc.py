@@ -51,12 +51,11 @@ def one_line(message: str) -> str:
     return message.translate(_CONTROL)
 
 
-def quoted(value: object, limit: int = 80) -> str:
+def quoted(value: str, limit: int = 80) -> str:
     """`value` quoted for an error message (repr), its first `limit` characters only when it is longer: a hostile
     value must not turn a one-line error into a megabyte."""
-    if not isinstance(value, str) or len(value) <= limit:
-        text = repr(value)
-        return text if len(text) <= limit + 2 else text[:limit] + "..."
+    if len(value) <= limit:
+        return repr(value)
     return f"{value[:limit]!r}... ({len(value):,} characters)"
 
 

@@ -158,7 +158,7 @@ def _priority(path: str, node: Optional[yaml.Node], where: str, values: Dict[str
         raise ConfigError(
             f"{where}.dependencies.provider-priority must be an integer, not {quoted(priority)}",
             path=path,
-            line=node.start_mark.line + 1 if node is not None else None,
+            line=line,
         ) from None
 
 
